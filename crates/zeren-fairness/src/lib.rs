@@ -1,0 +1,42 @@
+//! Classification metrics and group-fairness audits, with no deep-learning dependency.
+//!
+//! The disparity measures equal Fairlearn's definitions (see [`audit`] for the formulas), so
+//! figures from zeren and from `fairlearn.metrics` can be compared value by value.
+//!
+//! ```
+//! use zeren_fairness::audit::{audit, AuditOptions, Predictions, SensitiveFeature};
+//!
+//! let y_true = [true, false, true, false];
+//! let y_pred = [true, true, false, false];
+//! let sex = SensitiveFeature {
+//!     name: "sex".into(),
+//!     groups: ["F", "F", "M", "M"].map(String::from).to_vec(),
+//! };
+//! let predictions = Predictions { y_true: &y_true, y_pred: &y_pred, scores: None, weights: None };
+//! let options = AuditOptions { bootstrap_resamples: 0, ..AuditOptions::default() };
+//! let audits = audit(predictions, &[sex], &options).unwrap();
+//! assert_eq!(audits["sex"].between_groups.demographic_parity_difference, 1.0);
+//! ```
+
+pub mod audit;
+pub mod classification;
+
+/// Errors from invalid audit inputs.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FairnessError {
+    /// No rows to audit.
+    #[error("no rows to audit")]
+    Empty,
+    /// An input does not have one value per row.
+    #[error("{what} has {found} values but there are {expected} labels; give one value per row")]
+    LengthMismatch { what: String, expected: usize, found: usize },
+    /// A sample weight is negative, NaN or infinite.
+    #[error("sample weight {value} in row {row} is invalid; weights must be finite and non-negative")]
+    InvalidWeight { row: usize, value: f64 },
+    /// The confidence level is outside (0, 1).
+    #[error("confidence level {0} is invalid; use a value between 0 and 1, such as 0.95")]
+    InvalidConfidenceLevel(f64),
+}
+
+#[cfg(test)]
+mod tests;
