@@ -1,0 +1,200 @@
+//! The multilayer perceptron and its serialisable weights.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Activation function of the hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(0, x)`.
+    #[default]
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid `1 / (1 + e^-x)`.
+    Sigmoid,
+}
+
+impl Activation {
+    fn apply(self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::Tanh => activation::tanh(x),
+            Activation::Sigmoid => activation::sigmoid(x),
+        }
+    }
+}
+
+/// Shape of a multilayer perceptron with one output logit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    /// Number of inputs.
+    pub inputs: usize,
+    /// Width of each hidden layer; empty for logistic regression.
+    pub hidden: Vec<usize>,
+    /// Activation after each hidden layer.
+    pub activation: Activation,
+}
+
+impl MlpConfig {
+    /// Number of trainable parameters (weights and biases).
+    pub fn parameter_count(&self) -> usize {
+        self.layer_sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// Sizes of every layer, inputs first and the single output last.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.inputs];
+        sizes.extend(&self.hidden);
+        sizes.push(1);
+        sizes
+    }
+}
+
+/// A multilayer perceptron that outputs one logit per row.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Linear layers, input first.
+    pub layers: Vec<Linear>,
+    /// Activation after every layer but the last.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Mlp {
+    /// Creates a network with seeded initial weights.
+    ///
+    /// Weights are drawn uniformly from `[-b, b]` with `b = gain * sqrt(6 / (fan_in + fan_out))`
+    /// (Glorot and Bengio 2010, eq. 16) for tanh and sigmoid, and `b = sqrt(6 / fan_in)` for
+    /// ReLU (He et al. 2015, eq. 10, uniform form); biases start at zero. The generator is
+    /// ChaCha8 seeded with `seed`, so the initial weights are identical on every machine.
+    pub fn init(config: &MlpConfig, seed: u64, device: &Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let sizes = config.layer_sizes();
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(index, pair)| {
+                let (fan_in, fan_out) = (pair[0], pair[1]);
+                let is_output = index + 2 == sizes.len();
+                let bound = match config.activation {
+                    Activation::Relu if !is_output => (6.0 / fan_in as f64).sqrt(),
+                    _ => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+                };
+                let weight: Vec<f32> =
+                    (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound) as f32).collect();
+                linear(&weight, &vec![0.0; fan_out], fan_in, fan_out, device)
+            })
+            .collect();
+        Self { layers, activation: config.activation }
+    }
+
+    /// Computes the logits, shape `[rows]`, of inputs of shape `[rows, inputs]`.
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<1> {
+        let mut x = input;
+        let last = self.layers.len() - 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if index < last {
+                x = self.activation.apply(x);
+            }
+        }
+        let rows = x.dims()[0];
+        x.reshape([rows])
+    }
+
+    /// Copies the weights out of the network.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error if the backend cannot read a tensor back.
+    pub fn to_weights(&self) -> Result<MlpWeights, TrainError> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let [inputs, outputs] = layer.weight.dims();
+            let weight = read(layer.weight.val().into_data())?;
+            let bias = match &layer.bias {
+                Some(bias) => read(bias.val().into_data())?,
+                None => vec![0.0; outputs],
+            };
+            layers.push(LayerWeights { inputs, outputs, weight, bias });
+        }
+        let hidden = layers[..layers.len() - 1].iter().map(|l| l.outputs).collect();
+        let config = MlpConfig { inputs: layers[0].inputs, hidden, activation: self.activation };
+        Ok(MlpWeights { config, layers })
+    }
+
+    /// Rebuilds a network from stored weights.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TrainError::InvalidWeights`] when the shapes do not fit together.
+    pub fn from_weights(weights: &MlpWeights, device: &Device) -> Result<Self, TrainError> {
+        let sizes = weights.config.layer_sizes();
+        if sizes.len() != weights.layers.len() + 1 {
+            return Err(TrainError::InvalidWeights(format!(
+                "the configuration has {} layers but {} are stored",
+                sizes.len() - 1,
+                weights.layers.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(weights.layers.len());
+        for (index, (layer, pair)) in weights.layers.iter().zip(sizes.windows(2)).enumerate() {
+            let shape_ok = layer.inputs == pair[0]
+                && layer.outputs == pair[1]
+                && layer.weight.len() == layer.inputs * layer.outputs
+                && layer.bias.len() == layer.outputs;
+            if !shape_ok {
+                return Err(TrainError::InvalidWeights(format!(
+                    "layer {} should be {}x{} with {} biases",
+                    index + 1,
+                    pair[0],
+                    pair[1],
+                    pair[1]
+                )));
+            }
+            layers.push(linear(&layer.weight, &layer.bias, layer.inputs, layer.outputs, device));
+        }
+        Ok(Self { layers, activation: weights.config.activation })
+    }
+}
+
+fn linear(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, device: &Device) -> Linear {
+    let weight = Tensor::<2>::from_data(TensorData::new(weight.to_vec(), [inputs, outputs]), device);
+    let bias = Tensor::<1>::from_data(TensorData::new(bias.to_vec(), [outputs]), device);
+    Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
+}
+
+fn read(data: TensorData) -> Result<Vec<f32>, TrainError> {
+    data.try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))
+}
+
+/// Weights of one linear layer, `y = x W + b`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerWeights {
+    /// Inputs of the layer.
+    pub inputs: usize,
+    /// Outputs of the layer.
+    pub outputs: usize,
+    /// `inputs x outputs` weights, row-major.
+    pub weight: Vec<f32>,
+    /// One bias per output.
+    pub bias: Vec<f32>,
+}
+
+/// A trained network in a form that serialises to JSON and back without loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpWeights {
+    /// Shape and activation.
+    pub config: MlpConfig,
+    /// Layers, input first.
+    pub layers: Vec<LayerWeights>,
+}

@@ -1,0 +1,378 @@
+//! The training loop: mini-batch gradient descent with early stopping.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::model::{Mlp, MlpConfig};
+
+/// Loss function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Binary cross-entropy on the logit, computed stably.
+    #[default]
+    Bce,
+    /// Mean squared error between the sigmoid output and the 0/1 label.
+    Mse,
+}
+
+/// Optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (Kingma and Ba 2015) with β1 = 0.9, β2 = 0.999, ε = 1e-8.
+    #[default]
+    Adam,
+    /// Stochastic gradient descent, with optional momentum.
+    Sgd,
+}
+
+/// Settings of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Maximum number of passes over the training rows.
+    pub epochs: usize,
+    /// Rows per mini-batch; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Step size of the optimiser.
+    pub learning_rate: f64,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Momentum factor of SGD in [0, 1); 0 turns momentum off. Ignored by Adam.
+    pub momentum: f64,
+    /// L2 penalty added to the gradient as `weight_decay * w`; 0 turns it off.
+    pub weight_decay: f64,
+    /// Loss function.
+    pub loss: LossKind,
+    /// Stop once the mean training loss of an epoch falls below this value.
+    pub loss_threshold: Option<f64>,
+    /// Stop when the validation loss has not improved for this many epochs, and keep the
+    /// weights of the best epoch. Needs validation rows.
+    pub patience: Option<usize>,
+    /// Seed of the initial weights and the batch order.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TrainError::InvalidConfig`] naming the setting and its valid range.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let invalid = |message: String| Err(TrainError::InvalidConfig(message));
+        if self.epochs == 0 {
+            return invalid("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return invalid("batch size must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return invalid(format!("learning rate {} is invalid; use a positive number such as 0.001", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return invalid(format!("momentum {} is invalid; use a value in [0, 1)", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return invalid(format!("weight decay {} is invalid; use a value of 0 or more", self.weight_decay));
+        }
+        if self.patience == Some(0) {
+            return invalid("patience must be at least 1 epoch".into());
+        }
+        if let Some(threshold) = self.loss_threshold {
+            if !(threshold.is_finite() && threshold > 0.0) {
+                return invalid(format!("loss threshold {threshold} is invalid; use a positive number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows to train or validate on.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// `count * width` inputs, row-major.
+    pub features: &'a [f32],
+    /// Whether each row is positive.
+    pub labels: &'a [bool],
+    /// Optional non-negative weight of each row in the loss.
+    pub weights: Option<&'a [f32]>,
+    /// Inputs per row.
+    pub width: usize,
+}
+
+impl Rows<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches, weighted by batch size.
+    pub train_loss: f64,
+    /// Loss on the validation rows after the epoch.
+    pub validation_loss: Option<f64>,
+    /// Accuracy on the validation rows after the epoch, at threshold 0.5.
+    pub validation_accuracy: Option<f64>,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StopReason {
+    /// The epoch budget was used up.
+    MaxEpochs,
+    /// The training loss fell below the threshold.
+    LossThreshold { threshold: f64 },
+    /// The validation loss did not improve for `patience` epochs.
+    EarlyStopping { patience: usize },
+}
+
+/// A trained model and how it got there.
+#[derive(Debug)]
+pub struct TrainingOutcome {
+    /// The trained network (the best epoch's weights under early stopping).
+    pub model: Mlp,
+    /// One record per epoch run.
+    pub history: Vec<EpochRecord>,
+    /// Why training stopped.
+    pub stop_reason: StopReason,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+}
+
+/// Trains a network on `train`, monitoring `validation` when it has rows.
+///
+/// Same seed, data and device type give bit-identical weights on the CPU backend: the initial
+/// weights and the batch order come from seeded ChaCha8 generators, and no step draws from the
+/// backend's own random generator.
+///
+/// # Errors
+///
+/// Returns an error for an invalid configuration, a shape mismatch, or a loss that becomes NaN
+/// or infinite.
+pub fn fit(
+    model_config: &MlpConfig,
+    config: &TrainConfig,
+    train: Rows<'_>,
+    validation: Rows<'_>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<TrainingOutcome, TrainError> {
+    config.validate()?;
+    check_rows("training", train, model_config.inputs)?;
+    check_rows("validation", validation, model_config.inputs)?;
+    if train.is_empty() {
+        return Err(TrainError::InvalidConfig("there are no training rows".into()));
+    }
+    if config.patience.is_some() && validation.is_empty() {
+        return Err(TrainError::InvalidConfig(
+            "early stopping (patience) needs validation rows; set a validation fraction above 0".into(),
+        ));
+    }
+
+    let device = device.clone().autodiff();
+    let mut model = Mlp::init(model_config, config.seed, &device);
+    let mut optimizer = build_optimizer(config);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(0x5eed));
+    let mut order: Vec<usize> = (0..train.len()).collect();
+
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Mlp)> = None;
+    let mut stop_reason = StopReason::MaxEpochs;
+
+    for epoch in 1..=config.epochs {
+        let start = Instant::now();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for batch in order.chunks(config.batch_size) {
+            let (inputs, targets, weights) = gather(train, batch, &device);
+            let logits = model.forward(inputs);
+            let loss = loss(config.loss, logits, targets, weights);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged { epoch, learning_rate: config.learning_rate });
+            }
+            loss_sum += loss_value * batch.len() as f64;
+
+            let gradients = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(config.learning_rate, model, gradients);
+        }
+        let train_loss = loss_sum / train.len() as f64;
+
+        let (validation_loss, validation_accuracy) = if validation.is_empty() {
+            (None, None)
+        } else {
+            let (loss, accuracy) = evaluate(&model.valid(), config.loss, validation)?;
+            (Some(loss), Some(accuracy))
+        };
+        let record = EpochRecord { epoch, train_loss, validation_loss, validation_accuracy, seconds: start.elapsed().as_secs_f64() };
+        on_epoch(&record);
+        history.push(record);
+
+        if let (Some(patience), Some(loss)) = (config.patience, validation_loss) {
+            let improved = best.as_ref().is_none_or(|(best_loss, _, _)| loss < *best_loss);
+            if improved {
+                best = Some((loss, epoch, model.clone()));
+            } else if epoch - best.as_ref().map_or(0, |b| b.1) >= patience {
+                stop_reason = StopReason::EarlyStopping { patience };
+                break;
+            }
+        }
+        if let Some(threshold) = config.loss_threshold {
+            if train_loss < threshold {
+                stop_reason = StopReason::LossThreshold { threshold };
+                break;
+            }
+        }
+    }
+
+    let last_epoch = history.len();
+    let (model, best_epoch) = match best {
+        Some((_, epoch, best_model)) if config.patience.is_some() => (best_model, epoch),
+        _ => (model, last_epoch),
+    };
+    Ok(TrainingOutcome { model: model.valid(), history, stop_reason, best_epoch })
+}
+
+fn check_rows(what: &str, rows: Rows<'_>, width: usize) -> Result<(), TrainError> {
+    let weights_ok = rows.weights.is_none_or(|w| w.len() == rows.len());
+    if rows.width != width || rows.features.len() != rows.len() * width || !weights_ok {
+        return Err(TrainError::InvalidConfig(format!(
+            "{what} rows do not match the model: expected {width} inputs per row and one label and weight per row"
+        )));
+    }
+    if let Some(weights) = rows.weights {
+        if let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "{what} sample weight {} in row {} is invalid; weights must be finite and non-negative",
+                weights[row],
+                row + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let weight_decay = (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    match config.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(weight_decay).init(),
+        OptimizerKind::Sgd => {
+            // PyTorch's SGD semantics: no dampening, no Nesterov.
+            let momentum = (config.momentum > 0.0)
+                .then(|| MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: false });
+            SgdConfig::new().with_momentum(momentum).with_weight_decay(weight_decay).init()
+        }
+    }
+}
+
+/// Copies the rows of a batch into tensors: inputs, 0/1 targets and optional weights.
+fn gather(rows: Rows<'_>, batch: &[usize], device: &Device) -> (Tensor<2>, Tensor<1>, Option<Tensor<1>>) {
+    let width = rows.width;
+    let mut inputs = Vec::with_capacity(batch.len() * width);
+    for &row in batch {
+        inputs.extend_from_slice(&rows.features[row * width..(row + 1) * width]);
+    }
+    let targets: Vec<f32> = batch.iter().map(|&row| if rows.labels[row] { 1.0 } else { 0.0 }).collect();
+    let weights = rows.weights.map(|w| {
+        let values: Vec<f32> = batch.iter().map(|&row| w[row]).collect();
+        Tensor::<1>::from_data(TensorData::new(values, [batch.len()]), device)
+    });
+    (
+        Tensor::<2>::from_data(TensorData::new(inputs, [batch.len(), width]), device),
+        Tensor::<1>::from_data(TensorData::new(targets, [batch.len()]), device),
+        weights,
+    )
+}
+
+/// Computes the mean (or sample-weighted mean) loss of a batch.
+fn loss(kind: LossKind, logits: Tensor<1>, targets: Tensor<1>, weights: Option<Tensor<1>>) -> Tensor<1> {
+    let per_row = match kind {
+        // max(z, 0) - z y + log(1 + exp(-|z|)) equals -y log σ(z) - (1 - y) log(1 - σ(z)) without
+        // overflow for large |z|.
+        LossKind::Bce => {
+            logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p()
+        }
+        LossKind::Mse => (sigmoid(logits) - targets).square(),
+    };
+    match weights {
+        Some(weights) => (per_row * weights.clone()).sum() / weights.sum().clamp_min(f32::MIN_POSITIVE),
+        None => per_row.mean(),
+    }
+}
+
+/// Rows scored per forward pass when predicting, to bound memory on large inputs.
+const PREDICTION_CHUNK: usize = 8192;
+
+/// Computes the probability of the positive class for each row.
+///
+/// # Errors
+///
+/// Returns an error if the inputs do not have the model's width or a tensor cannot be read back.
+pub fn predict_probabilities(model: &Mlp, features: &[f32], width: usize, device: &Device) -> Result<Vec<f32>, TrainError> {
+    let expected = model.layers[0].weight.dims()[0];
+    if width != expected || features.len() % width.max(1) != 0 {
+        return Err(TrainError::InvalidConfig(format!("inputs have {width} values per row but the model expects {expected}")));
+    }
+    let rows = features.len() / width;
+    let mut probabilities = Vec::with_capacity(rows);
+    for start in (0..rows).step_by(PREDICTION_CHUNK) {
+        let end = (start + PREDICTION_CHUNK).min(rows);
+        let data = TensorData::new(features[start * width..end * width].to_vec(), [end - start, width]);
+        let logits = model.forward(Tensor::<2>::from_data(data, device));
+        let values = sigmoid(logits).into_data().try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
+        probabilities.extend(values);
+    }
+    Ok(probabilities)
+}
+
+/// Returns the loss and accuracy of a model on rows.
+fn evaluate(model: &Mlp, kind: LossKind, rows: Rows<'_>) -> Result<(f64, f64), TrainError> {
+    let device = model.layers[0].weight.device();
+    let probabilities = predict_probabilities(model, rows.features, rows.width, &device)?;
+    let mut loss_sum = 0.0;
+    let mut weight_sum = 0.0;
+    let mut correct = 0.0;
+    for (i, (&p, &y)) in probabilities.iter().zip(rows.labels).enumerate() {
+        let p = p as f64;
+        let weight = rows.weights.map_or(1.0, |w| w[i] as f64);
+        let target = if y { 1.0 } else { 0.0 };
+        let row_loss = match kind {
+            LossKind::Bce => {
+                let p = p.clamp(1e-12, 1.0 - 1e-12);
+                -(target * p.ln() + (1.0 - target) * (1.0 - p).ln())
+            }
+            LossKind::Mse => (p - target).powi(2),
+        };
+        loss_sum += weight * row_loss;
+        weight_sum += weight;
+        if (p >= 0.5) == y {
+            correct += weight;
+        }
+    }
+    Ok((loss_sum / weight_sum, correct / weight_sum))
+}
