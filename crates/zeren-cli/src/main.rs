@@ -1,1 +1,41 @@
-fn main(){}
+//! The `zeren` command-line tool.
+
+mod artifacts;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod progress;
+mod report;
+mod run_dir;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    // Warnings go to standard error; RUST_LOG=debug shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+    run_dir::remove_pending_on_interrupt();
+
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(*args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Audit(args) => commands::audit::run(args),
+        Command::Datasets => commands::datasets::run(),
+    };
+    if let Err(error) = result {
+        eprintln!("zeren: error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

@@ -7,6 +7,7 @@ use crate::TrainError;
 
 /// A kind of device, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// burn's pure-Rust CPU backend (`flex`); always available.

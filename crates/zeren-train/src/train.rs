@@ -18,6 +18,7 @@ use crate::model::{Mlp, MlpConfig};
 
 /// Loss function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum LossKind {
     /// Binary cross-entropy on the logit, computed stably.
@@ -29,6 +30,7 @@ pub enum LossKind {
 
 /// Optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Adam (Kingma and Ba 2015) with β1 = 0.9, β2 = 0.999, ε = 1e-8.

@@ -1,0 +1,202 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use zeren_train::device::DeviceKind;
+use zeren_train::{Activation, LossKind, OptimizerKind};
+
+/// Train neural networks with privacy, fairness and accountability built in.
+#[derive(Debug, Parser)]
+#[command(name = "zeren", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a classifier, evaluate it, audit its fairness and write a run directory.
+    Train(Box<TrainArgs>),
+    /// Score a CSV file with a trained model and write probabilities and labels.
+    Predict(PredictArgs),
+    /// Audit the fairness of predictions in a CSV file from any model.
+    Audit(AuditArgs),
+    /// List the built-in datasets.
+    Datasets,
+}
+
+/// Arguments of `zeren train`.
+///
+/// The same struct reads the `--config` TOML file, so every flag has a key of the same name
+/// (`learning-rate = 0.001`) and an unknown key is an error. Flags override the file.
+#[derive(Debug, Clone, Args, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrainArgs {
+    /// TOML file with any of these options, named as here (`learning-rate = 0.001`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Built-in dataset to train on: adult, german or compas.
+    #[arg(long, value_name = "NAME", conflicts_with = "data")]
+    pub dataset: Option<String>,
+    /// CSV file to train on.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// CSV file to test on; without it, a stratified share of --data is held out.
+    #[arg(long, value_name = "FILE")]
+    pub test_data: Option<PathBuf>,
+    /// Target column to predict.
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
+    /// Value of the target column that is the positive class.
+    #[arg(long, value_name = "VALUE")]
+    pub positive_label: Option<String>,
+    /// Sensitive columns to audit, comma-separated.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
+    pub sensitive: Option<Vec<String>>,
+    /// Also use the sensitive columns as model inputs (off by default).
+    #[arg(long)]
+    #[serde(default)]
+    pub sensitive_as_features: bool,
+    /// Columns never used as model inputs, comma-separated.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
+    pub exclude: Option<Vec<String>>,
+    /// Columns to treat as categorical even if they hold numbers, comma-separated.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
+    pub categorical: Option<Vec<String>>,
+    /// Columns that must be numeric, comma-separated.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',')]
+    pub numeric: Option<Vec<String>>,
+
+    /// Field delimiter of the CSV files: one character, or `tab`.
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// The CSV files have no header row; columns are named column_1, column_2, ...
+    #[arg(long)]
+    #[serde(default)]
+    pub no_header: bool,
+    /// Cell values that mean "missing", comma-separated (default: ?,NA,N/A; empty cells always).
+    #[arg(long, value_name = "TOKEN[,TOKEN]", value_delimiter = ',')]
+    pub missing_values: Option<Vec<String>>,
+
+    /// Share of rows held out for testing when there is no --test-data (default 0.2).
+    #[arg(long, value_name = "SHARE")]
+    pub test_fraction: Option<f64>,
+    /// Share of training rows held out for early stopping (default 0.1; 0 turns it off).
+    #[arg(long, value_name = "SHARE")]
+    pub validation_fraction: Option<f64>,
+    /// Test rows may lack a sensitive group seen in training (it is then not audited).
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_missing_groups: bool,
+
+    /// Directory to write the run to; it must not exist (default: runs/NAME-TIMESTAMP).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of weights, batch order, splits and bootstrap (default 0).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Maximum number of epochs (default 30).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Rows per mini-batch (default 256).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Optimiser step size (default 0.001).
+    #[arg(long, value_name = "X")]
+    pub learning_rate: Option<f64>,
+    /// Hidden layer widths, comma-separated (default 64); `--hidden ''` gives logistic regression.
+    #[arg(long, value_name = "N[,N]", value_delimiter = ',', num_args = 0..)]
+    pub hidden: Option<Vec<usize>>,
+    /// Hidden-layer activation (default relu).
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Loss function (default bce).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    /// Optimiser (default adam).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// SGD momentum in [0, 1) (default 0.9; Adam ignores it).
+    #[arg(long, value_name = "X")]
+    pub momentum: Option<f64>,
+    /// L2 weight decay (default 0).
+    #[arg(long, value_name = "X")]
+    pub weight_decay: Option<f64>,
+    /// Epochs without validation-loss improvement before stopping (default 5).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// Stop when the epoch's mean training loss falls below this value.
+    #[arg(long, value_name = "X")]
+    pub loss_threshold: Option<f64>,
+    /// Probability at or above which a row is predicted positive (default 0.5).
+    #[arg(long, value_name = "P")]
+    pub decision_threshold: Option<f64>,
+    /// Bootstrap resamples for fairness confidence intervals (default 200; 0 skips them).
+    #[arg(long, value_name = "N")]
+    pub bootstrap: Option<usize>,
+    /// Device to train on (default cpu).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
+    /// Print nothing but errors and the final summary.
+    #[arg(long)]
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Run directory written by `zeren train`.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    /// CSV file to score, with the columns the model was trained on.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Output CSV file (default: standard output). Written whole or not at all.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Probability at or above which a row is predicted positive (default: the training run's).
+    #[arg(long, value_name = "P")]
+    pub decision_threshold: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// CSV file with labels, predictions and sensitive columns.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Column of true labels.
+    #[arg(long, value_name = "COL")]
+    pub label: String,
+    /// Column of predicted labels.
+    #[arg(long, value_name = "COL")]
+    pub prediction: String,
+    /// Sensitive columns, comma-separated.
+    #[arg(long, value_name = "COL[,COL]", value_delimiter = ',', required = true)]
+    pub sensitive: Vec<String>,
+    /// Label value of the positive class (needed unless labels are 0/1 or true/false).
+    #[arg(long, value_name = "VALUE")]
+    pub positive_label: Option<String>,
+    /// Column of scores or probabilities, for per-group ROC AUC.
+    #[arg(long, value_name = "COL")]
+    pub score: Option<String>,
+    /// Column of non-negative sample weights.
+    #[arg(long, value_name = "COL")]
+    pub sample_weight: Option<String>,
+    /// Bootstrap resamples for confidence intervals (default 200; 0 skips them).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Field delimiter: one character, or `tab`.
+    #[arg(long, value_name = "CHAR", default_value = ",")]
+    pub delimiter: String,
+    /// Print the audit as JSON, in the structure of the `fairness` section of report.json.
+    #[arg(long)]
+    pub json: bool,
+}
+

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod audit;
+pub mod datasets;
+pub mod predict;
+pub mod train;

@@ -1,0 +1,73 @@
+//! `zeren predict`: score a CSV file with a trained model.
+
+use std::io::Write;
+
+use zeren_data::Table;
+use zeren_train::{Mlp, device, predict_probabilities};
+
+use crate::artifacts::{self, ModelFile, PreprocessingFile, check_version, read_artifact};
+use crate::cli::PredictArgs;
+use crate::error::CliError;
+use crate::run_dir::write_file_atomically;
+
+/// Output columns added to the input's columns.
+const PROBABILITY_COLUMN: &str = "probability";
+const PREDICTION_COLUMN: &str = "prediction";
+
+/// Runs `zeren predict`.
+pub fn run(args: PredictArgs) -> Result<(), CliError> {
+    let preprocessing: PreprocessingFile = read_artifact(&args.model, artifacts::PREPROCESSING_FILE)?;
+    check_version(&args.model, artifacts::PREPROCESSING_FILE, preprocessing.format_version)?;
+    let model_file: ModelFile = read_artifact(&args.model, artifacts::MODEL_FILE)?;
+    check_version(&args.model, artifacts::MODEL_FILE, model_file.format_version)?;
+    let threshold = args.decision_threshold.unwrap_or(preprocessing.decision_threshold);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(CliError::usage(format!("--decision-threshold {threshold} is invalid; use a probability in [0, 1]")));
+    }
+
+    let table = Table::from_path(&args.data, &preprocessing.csv)?;
+    for name in [PROBABILITY_COLUMN, PREDICTION_COLUMN] {
+        if table.columns.iter().any(|c| c == name) {
+            return Err(CliError::usage(format!(
+                "{}: the input already has a column named '{name}', which the output adds; rename that column",
+                table.source
+            )));
+        }
+    }
+    let rows: Vec<usize> = (0..table.len()).collect();
+    let encoded = preprocessing.encoder.transform(&table, &rows)?;
+    for (column, count) in &encoded.unseen {
+        tracing::warn!(
+            "{}, column '{column}': {count} rows have a category not seen in training; they use the unseen-category input",
+            table.source
+        );
+    }
+
+    let device = device::cpu();
+    let model = Mlp::from_weights(&model_file.weights, &device)?;
+    let probabilities = predict_probabilities(&model, &encoded.values, encoded.width, &device)?;
+
+    let mut writer = csv::WriterBuilder::new().delimiter(preprocessing.csv.delimiter).from_writer(Vec::new());
+    let mut header = table.columns.clone();
+    header.extend([PROBABILITY_COLUMN.to_string(), PREDICTION_COLUMN.to_string()]);
+    writer.write_record(&header).map_err(|e| CliError::Failure(e.into()))?;
+    for (row, probability) in table.rows.iter().zip(&probabilities) {
+        let label = if f64::from(*probability) >= threshold { &preprocessing.label.positive } else { &preprocessing.label.negative };
+        let mut record = row.clone();
+        record.extend([format!("{probability:.6}"), label.clone()]);
+        writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write predictions: {e}")))?;
+
+    match &args.out {
+        Some(path) => {
+            write_file_atomically(path, &bytes)?;
+            eprintln!("zeren: wrote {} predictions to {}", probabilities.len(), path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).map_err(|e| CliError::Failure(e.into()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The run report: `report.json` (versioned, for machines) and `report.md` (for people).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use zeren_data::ColumnKind;
+use zeren_fairness::audit::FeatureAudit;
+use zeren_fairness::classification::Evaluation;
+use zeren_train::{EpochRecord, MlpConfig, StopReason};
+
+/// Version of the `report.json` layout. It grows when a field changes meaning or is removed;
+/// new fields may appear without a change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything `zeren train` found out, as written to `report.json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub zeren_version: &'static str,
+    pub run: RunInfo,
+    pub data: DataInfo,
+    pub model: ModelInfo,
+    pub training: TrainingInfo,
+    pub metrics: Metrics,
+    /// Fairness audits of the test split, by sensitive column (and their intersection).
+    pub fairness: BTreeMap<String, FeatureAudit>,
+}
+
+/// How the run was started.
+#[derive(Debug, Serialize)]
+pub struct RunInfo {
+    /// The command line, argument by argument.
+    pub command: Vec<String>,
+    /// Start time, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Wall-clock seconds of the whole run.
+    pub seconds: f64,
+    /// Seed of weights, batch order, splits and bootstrap.
+    pub seed: u64,
+    /// Device that trained the model.
+    pub device: String,
+    /// Whether rerunning the same command is expected to give bit-identical weights.
+    pub reproducible: bool,
+}
+
+/// Row counts of each split.
+#[derive(Debug, Serialize)]
+pub struct RowCounts {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+}
+
+/// A feature column and how it was treated.
+#[derive(Debug, Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+/// What the model was trained and tested on.
+#[derive(Debug, Serialize)]
+pub struct DataInfo {
+    /// Built-in dataset name, when one was used.
+    pub dataset: Option<String>,
+    /// Where the training rows came from.
+    pub train_source: String,
+    /// Where the test rows came from.
+    pub test_source: String,
+    pub target: String,
+    pub positive_label: String,
+    pub negative_label: String,
+    pub sensitive: Vec<String>,
+    /// Whether sensitive columns were model inputs.
+    pub sensitive_as_features: bool,
+    pub rows: RowCounts,
+    /// Share of positive labels in each split.
+    pub positive_rate: BTreeMap<String, f64>,
+    /// Feature columns in model-input order.
+    pub columns: Vec<ColumnInfo>,
+    /// Number of model inputs after encoding.
+    pub inputs: usize,
+    /// Data problems that did not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// The trained network.
+#[derive(Debug, Serialize)]
+pub struct ModelInfo {
+    pub architecture: &'static str,
+    #[serde(flatten)]
+    pub config: MlpConfig,
+    pub parameters: usize,
+}
+
+/// How training went.
+#[derive(Debug, Serialize)]
+pub struct TrainingInfo {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub stop_reason: StopReason,
+    pub optimizer: String,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub loss: String,
+    pub seconds: f64,
+    pub history: Vec<EpochRecord>,
+}
+
+/// Evaluation of the trained model.
+#[derive(Debug, Serialize)]
+pub struct Metrics {
+    /// Probability at or above which a row is predicted positive.
+    pub decision_threshold: f64,
+    pub train: Evaluation,
+    pub validation: Option<Evaluation>,
+    pub test: Evaluation,
+}
+
+fn number(value: f64) -> String {
+    if value.is_nan() { "n/a".to_string() } else { format!("{value:.4}") }
+}
+
+fn interval(intervals: Option<&BTreeMap<String, [f64; 2]>>, name: &str) -> String {
+    match intervals.and_then(|i| i.get(name)) {
+        Some([low, high]) if !low.is_nan() => format!("[{}, {}]", number(*low), number(*high)),
+        _ => "n/a".to_string(),
+    }
+}
+
+/// Renders the report as Markdown for people.
+pub fn render_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let data = &report.data;
+    let name = data.dataset.clone().unwrap_or_else(|| data.train_source.clone());
+    let _ = writeln!(out, "# zeren run report: {name}\n");
+    let _ = writeln!(out, "Trained {} with zeren {}; command `{}`.\n", report.run.started_at, report.zeren_version, report.run.command.join(" "));
+
+    let _ = writeln!(out, "## Data\n");
+    let _ = writeln!(out, "- Training rows: {} from {}", data.rows.train, data.train_source);
+    let _ = writeln!(out, "- Validation rows: {} (held out from the training rows for early stopping)", data.rows.validation);
+    let _ = writeln!(out, "- Test rows: {} from {}", data.rows.test, data.test_source);
+    let _ = writeln!(out, "- Target: `{}`, positive label `{}`, negative label `{}`", data.target, data.positive_label, data.negative_label);
+    let used = if data.sensitive_as_features { "used as model inputs" } else { "not used as model inputs" };
+    let _ = writeln!(out, "- Sensitive columns: {} ({used})", data.sensitive.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "));
+    let columns: Vec<String> = data.columns.iter().map(|c| format!("`{}` ({:?})", c.name, c.kind).to_lowercase()).collect();
+    let _ = writeln!(out, "- Features: {} columns, {} model inputs: {}", data.columns.len(), data.inputs, columns.join(", "));
+    for warning in &data.warnings {
+        let _ = writeln!(out, "- Warning: {warning}");
+    }
+
+    let model = &report.model;
+    let _ = writeln!(out, "\n## Model and training\n");
+    let hidden: Vec<String> = model.config.hidden.iter().map(usize::to_string).collect();
+    let _ = writeln!(
+        out,
+        "- Multilayer perceptron: {} inputs, hidden layers [{}], {:?} activation, 1 output logit; {} parameters",
+        model.config.inputs, hidden.join(", "), model.config.activation, model.parameters
+    );
+    let training = &report.training;
+    let _ = writeln!(
+        out,
+        "- {} with learning rate {}, batch size {}, {} loss; {} epochs run, weights of epoch {} kept ({})",
+        training.optimizer, training.learning_rate, training.batch_size, training.loss, training.epochs_run,
+        training.best_epoch, stop_text(&training.stop_reason)
+    );
+    let _ = writeln!(out, "- Training took {:.1} s on {}; seed {}; {}", training.seconds, report.run.device, report.run.seed,
+        if report.run.reproducible { "rerunning the command gives bit-identical weights" } else { "results may differ slightly between reruns" });
+
+    let metrics = &report.metrics;
+    let _ = writeln!(out, "\n## Test metrics\n");
+    let _ = writeln!(out, "Decision threshold {}.\n", metrics.decision_threshold);
+    let _ = writeln!(out, "| split | rows | accuracy | balanced accuracy | ROC AUC | log loss | precision | recall |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let mut splits = vec![("train", &metrics.train)];
+    if let Some(validation) = &metrics.validation {
+        splits.push(("validation", validation));
+    }
+    splits.push(("test", &metrics.test));
+    for (split, e) in splits {
+        let _ = writeln!(
+            out,
+            "| {split} | {} | {} | {} | {} | {} | {} | {} |",
+            e.rows, number(e.accuracy), number(e.balanced_accuracy), number(e.roc_auc), number(e.log_loss),
+            number(e.precision), number(e.recall)
+        );
+    }
+    let m = &metrics.test.confusion_matrix;
+    let _ = writeln!(
+        out,
+        "\nTest confusion matrix: {} true positives, {} false positives, {} true negatives, {} false negatives.",
+        m.true_positives, m.false_positives, m.true_negatives, m.false_negatives
+    );
+
+    let _ = writeln!(out, "\n## Fairness on the test split\n");
+    let _ = writeln!(
+        out,
+        "Definitions follow Fairlearn: a difference is the largest gap between groups, a ratio the \
+         smallest over the largest; equalized odds takes the worse of the TPR and FPR gaps. Intervals \
+         are percentile-bootstrap {}% intervals. `n/a` marks an undefined value (for example, a TPR \
+         in a group with no actual positives).",
+        report.fairness.values().next().and_then(|a| a.confidence_intervals.as_ref()).map_or(95.0, |c| c.level * 100.0)
+    );
+    for (name, audit) in &report.fairness {
+        render_audit(&mut out, name, audit);
+    }
+    out
+}
+
+/// Renders one fairness audit as Markdown tables (also used by `zeren audit`).
+pub fn render_audit(out: &mut String, name: &str, audit: &FeatureAudit) {
+    let intervals = audit.confidence_intervals.as_ref();
+    let _ = writeln!(out, "\n### {name}\n");
+    let _ = writeln!(out, "| group | rows | selection rate | accuracy | TPR | FPR | FNR | precision |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for (group, g) in audit.groups.iter().map(|(k, v)| (k.as_str(), v)).chain([("(all)", &audit.overall)]) {
+        let _ = writeln!(
+            out,
+            "| {group} | {} | {} | {} | {} | {} | {} | {} |",
+            g.count, number(g.selection_rate), number(g.accuracy), number(g.true_positive_rate),
+            number(g.false_positive_rate), number(g.false_negative_rate), number(g.precision)
+        );
+    }
+    let _ = writeln!(out, "\n| measure | between groups | 95% interval | to overall |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let b = &audit.between_groups;
+    let t = &audit.to_overall;
+    let rows = [
+        ("demographic_parity_difference", b.demographic_parity_difference, t.demographic_parity_difference),
+        ("demographic_parity_ratio", b.demographic_parity_ratio, t.demographic_parity_ratio),
+        ("equalized_odds_difference", b.equalized_odds_difference, t.equalized_odds_difference),
+        ("equalized_odds_ratio", b.equalized_odds_ratio, t.equalized_odds_ratio),
+        ("equal_opportunity_difference", b.equal_opportunity_difference, t.equal_opportunity_difference),
+        ("equal_opportunity_ratio", b.equal_opportunity_ratio, t.equal_opportunity_ratio),
+        ("disparate_impact_ratio", b.disparate_impact_ratio, t.disparate_impact_ratio),
+    ];
+    for (measure, between, to_overall) in rows {
+        let ci = interval(intervals.map(|c| &c.between_groups), measure);
+        let _ = writeln!(out, "| {measure} | {} | {ci} | {} |", number(between), number(to_overall));
+    }
+    if audit.disparate_impact_below_four_fifths {
+        let _ = writeln!(
+            out,
+            "\nThe disparate impact ratio {} is below 0.8: under the four-fifths rule this indicates adverse impact.",
+            number(b.disparate_impact_ratio)
+        );
+    }
+}
+
+fn stop_text(reason: &StopReason) -> String {
+    match reason {
+        StopReason::MaxEpochs => "the epoch budget was reached".to_string(),
+        StopReason::LossThreshold { threshold } => format!("training loss fell below {threshold}"),
+        StopReason::EarlyStopping { patience } => format!("validation loss did not improve for {patience} epochs"),
+    }
+}

@@ -1,0 +1,132 @@
+//! A run directory that appears whole or not at all.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::error::CliError;
+
+/// Temporary directories to remove if the process is interrupted (Ctrl-C).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Installs a Ctrl-C handler that removes unfinished run directories and exits with 130.
+pub fn remove_pending_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(pending) = PENDING.lock() {
+            for path in pending.iter() {
+                let _ = fs::remove_dir_all(path);
+            }
+        }
+        eprintln!("zeren: interrupted; no output was written");
+        std::process::exit(130);
+    });
+}
+
+/// A run directory being written.
+///
+/// Files go into a hidden temporary directory beside the destination; [`RunDirectory::commit`]
+/// renames it into place in one step. Dropping it without committing (an error, a panic) removes
+/// the temporary directory, and so does the Ctrl-C handler.
+#[derive(Debug)]
+pub struct RunDirectory {
+    /// The temporary directory; `None` once committed.
+    staging: Option<TempDir>,
+    staging_path: PathBuf,
+    destination: PathBuf,
+}
+
+impl RunDirectory {
+    /// Starts a run directory at `destination`, which must not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// Returns a usage error when the destination exists, and a failure when its parent cannot
+    /// be created or written.
+    pub fn create(destination: &Path) -> Result<Self, CliError> {
+        if destination.exists() {
+            return Err(CliError::usage(format!(
+                "{}: output directory already exists; choose another --out or remove it",
+                destination.display()
+            )));
+        }
+        let parent = match destination.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".zeren-partial-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("{}: cannot create a directory here", parent.display()))?;
+        let staging_path = staging.path().to_path_buf();
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push(staging_path.clone());
+        }
+        Ok(Self { staging: Some(staging), staging_path, destination: destination.to_path_buf() })
+    }
+
+    /// Writes one file into the run directory.
+    ///
+    /// # Errors
+    ///
+    /// Returns a failure when the file cannot be written.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<(), CliError> {
+        let path = self.staging_path.join(name);
+        fs::write(&path, contents).with_context(|| format!("cannot write {name} of the run directory"))?;
+        Ok(())
+    }
+
+    /// Moves the finished directory into place and returns its path.
+    ///
+    /// # Errors
+    ///
+    /// Returns a failure when the rename fails (for example, the destination appeared meanwhile).
+    pub fn commit(mut self) -> Result<PathBuf, CliError> {
+        if self.destination.exists() {
+            return Err(CliError::usage(format!(
+                "{}: output directory appeared while training; choose another --out",
+                self.destination.display()
+            )));
+        }
+        let Some(staging) = self.staging.take() else {
+            return Ok(self.destination.clone());
+        };
+        let kept = staging.keep();
+        if let Err(error) = fs::rename(&kept, &self.destination) {
+            let _ = fs::remove_dir_all(&kept);
+            return Err(CliError::Failure(
+                anyhow::Error::new(error).context(format!("cannot move the run into {}", self.destination.display())),
+            ));
+        }
+        Ok(self.destination.clone())
+    }
+}
+
+impl Drop for RunDirectory {
+    fn drop(&mut self) {
+        // The staging directory itself, if still there, is removed by `TempDir`'s own drop.
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.retain(|p| *p != self.staging_path);
+        }
+    }
+}
+
+/// Writes a file atomically: to a temporary file beside it, renamed into place when complete.
+///
+/// # Errors
+///
+/// Returns a failure when the file cannot be written or renamed.
+pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("{}: cannot create a file in this directory", parent.display()))?;
+    std::io::Write::write_all(&mut file, contents).with_context(|| format!("{}: cannot write", path.display()))?;
+    file.persist(path).map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", path.display())))?;
+    Ok(())
+}
