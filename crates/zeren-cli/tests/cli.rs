@@ -1,0 +1,368 @@
+//! End-to-end tests of the `zeren` command, run as a user would run it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn zeren() -> Command {
+    Command::cargo_bin("zeren").unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A small valid training file with a Chinese sensitive column: `x` (numeric), `city`
+/// (categorical), `性别` (sensitive) and `y` (`yes`/`no`, learnable from `x`).
+fn small_csv(rows: usize) -> String {
+    let mut text = String::from("x,city,性别,y\n");
+    for i in 0..rows {
+        let x = (i as f64 * 7.0) % 10.0;
+        let label = if x >= 5.0 { "yes" } else { "no" };
+        let city = ["北京", "上海", "Shenzhen"][i % 3];
+        let sex = ["男", "女"][(i / 2) % 2];
+        text.push_str(&format!("{x},{city},{sex},{label}\n"));
+    }
+    text
+}
+
+fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    fs::write(&path, contents).unwrap();
+    path
+}
+
+/// Asserts that a failed run left neither its output directory nor a staging directory behind.
+fn assert_nothing_written(dir: &TempDir, out: &Path) {
+    assert!(!out.exists(), "{} was created", out.display());
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".zeren-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging directories left: {leftovers:?}");
+}
+
+fn train_small(dir: &TempDir, data: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    let out = dir.path().join("run");
+    zeren()
+        .args(["train", "--data"])
+        .arg(data)
+        .args(["--target", "y", "--positive-label", "yes", "--sensitive", "性别", "--epochs", "3", "--bootstrap", "0", "--quiet", "--out"])
+        .arg(&out)
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn adult_meets_reference_accuracy() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("adult");
+    zeren()
+        .args(["train", "--dataset", "adult", "--quiet", "--bootstrap", "50", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("test accuracy"));
+
+    let report = read_json(&out.join("report.json"));
+    // scikit-learn 1.9.1 on the official split: logistic regression 0.8525 accuracy and 0.906
+    // ROC AUC; an MLP with 64 hidden units 0.859 and 0.911.
+    let accuracy = report["metrics"]["test"]["accuracy"].as_f64().unwrap();
+    let auc = report["metrics"]["test"]["roc_auc"].as_f64().unwrap();
+    assert!(accuracy >= 0.852, "test accuracy {accuracy}");
+    assert!(auc >= 0.905, "test ROC AUC {auc}");
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["data"]["rows"]["train"].as_u64().unwrap() + report["data"]["rows"]["validation"].as_u64().unwrap(), 32_561);
+    assert_eq!(report["data"]["rows"]["test"], 16_281);
+    assert!(report["training"]["epochs_run"].as_u64().unwrap() >= 1);
+    for column in ["sex", "race"] {
+        for measure in ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"] {
+            let value = &report["fairness"][column][measure];
+            assert!(value.is_f64(), "fairness.{column}.{measure} = {value}");
+        }
+    }
+    assert!(report["fairness"]["sex & race"]["groups"].as_object().unwrap().len() >= 8);
+    // Sensitive columns are not model inputs by default.
+    let columns: Vec<&str> = report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(!columns.contains(&"sex") && !columns.contains(&"race"));
+    for file in ["model.json", "preprocessing.json", "config.toml", "report.md", "test_predictions.csv"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+}
+
+#[test]
+fn german_and_compas_train() {
+    for (name, column) in [("german", "age_group"), ("compas", "race")] {
+        let dir = TempDir::new().unwrap();
+        let out = dir.path().join(name);
+        zeren().args(["train", "--dataset", name, "--quiet", "--epochs", "5", "--bootstrap", "0", "--out"]).arg(&out).assert().success();
+        let report = read_json(&out.join("report.json"));
+        assert!(report["metrics"]["test"]["roc_auc"].as_f64().unwrap() > 0.65, "{name}");
+        assert!(report["fairness"][column]["demographic_parity_difference"].is_f64(), "{name}");
+    }
+}
+
+#[test]
+fn same_seed_reproduces_weights() {
+    let dir = TempDir::new().unwrap();
+    let run = |name: &str, seed: &str| {
+        let out = dir.path().join(name);
+        zeren().args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--seed", seed, "--out"]).arg(&out).assert().success();
+        fs::read(out.join("model.json")).unwrap()
+    };
+    let first = run("a", "4");
+    assert_eq!(first, run("b", "4"));
+    assert_ne!(first, run("c", "5"));
+}
+
+#[test]
+fn config_file_sets_options_and_flags_override() {
+    let dir = TempDir::new().unwrap();
+    let config = write(&dir, "run.toml", "dataset = \"german\"\nepochs = 2\nhidden = [8, 4]\nbootstrap = 0\nquiet = true\n");
+    let out = dir.path().join("run");
+    zeren().args(["train", "--config"]).arg(&config).args(["--epochs", "3", "--patience", "9", "--out"]).arg(&out).assert().success();
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["model"]["hidden"], serde_json::json!([8, 4]));
+    assert_eq!(report["training"]["epochs_run"], 3);
+    let resolved = fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(resolved.contains("epochs = 3"), "{resolved}");
+}
+
+#[test]
+fn config_file_unknown_key_is_named() {
+    let dir = TempDir::new().unwrap();
+    let config = write(&dir, "bad.toml", "dataset = \"adult\"\nlearning_rate = 0.1\n");
+    zeren()
+        .args(["train", "--config"])
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown field `learning_rate`"));
+}
+
+#[test]
+fn example_config_is_valid() {
+    let dir = TempDir::new().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/adult.toml");
+    let out = dir.path().join("run");
+    zeren().args(["train", "--config"]).arg(&example).args(["--epochs", "1", "--bootstrap", "0", "--quiet", "--out"]).arg(&out).assert().success();
+}
+
+#[test]
+fn chinese_csv_trains_predicts_and_audits() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "train.csv", &small_csv(120));
+    train_small(&dir, &data, &["--epochs", "40", "--learning-rate", "0.05"]).success();
+    let out = dir.path().join("run");
+    let report = read_json(&out.join("report.json"));
+    assert!(report["fairness"]["性别"]["groups"]["女"].is_object());
+    assert!(report["metrics"]["test"]["accuracy"].as_f64().unwrap() > 0.8);
+
+    let new = write(&dir, "new.csv", "性别,y,city,x\n男,?,北京,9\n女,?,广州,1\n");
+    let predictions = dir.path().join("predictions.csv");
+    zeren()
+        .args(["predict", "--model"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&new)
+        .arg("--out")
+        .arg(&predictions)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("column 'city': 1 rows have a category not seen in training"));
+    let text = fs::read_to_string(&predictions).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "性别,y,city,x,probability,prediction");
+    assert!(lines[1].ends_with(",yes"), "{}", lines[1]);
+    assert!(lines[2].ends_with(",no"), "{}", lines[2]);
+}
+
+#[test]
+fn audit_json_matches_report_fairness() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("run");
+    zeren().args(["train", "--dataset", "german", "--quiet", "--bootstrap", "100", "--out"]).arg(&out).assert().success();
+    let report = read_json(&out.join("report.json"));
+
+    let output = zeren()
+        .args(["audit", "--data"])
+        .arg(out.join("test_predictions.csv"))
+        .args(["--label", "credit", "--prediction", "prediction", "--sensitive", "sex,age_group", "--positive-label", "good", "--bootstrap", "100", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let audit: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for column in ["sex", "age_group", "sex & age_group"] {
+        for measure in ["demographic_parity_difference", "equalized_odds_ratio", "equal_opportunity_difference"] {
+            assert_eq!(audit[column][measure], report["fairness"][column][measure], "{column} {measure}");
+        }
+        assert_eq!(
+            audit[column]["confidence_intervals"]["between_groups"],
+            report["fairness"][column]["confidence_intervals"]["between_groups"],
+            "{column} intervals"
+        );
+    }
+}
+
+#[test]
+fn audit_needs_positive_label_for_text_labels() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "p.csv", "label,pred,g\nhigh,low,a\nlow,low,b\n");
+    zeren()
+        .args(["audit", "--data"])
+        .arg(&data)
+        .args(["--label", "label", "--prediction", "pred", "--sensitive", "g"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --positive-label"));
+}
+
+// Bad input: each case names the file, column and line, exits 2 (usage) or 1 (failure), and
+// writes nothing.
+
+#[test]
+fn missing_file_is_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("absent.csv");
+    train_small(&dir, &data, &[]).code(2).stderr(predicate::str::contains("absent.csv: file not found"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn unknown_column_is_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    train_small(&dir, &data, &["--target", "收入"])
+        .code(2)
+        .stderr(predicate::str::contains("column '收入' not found; available columns: x, city, 性别, y"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn non_binary_target_fails() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40).replacen(",no\n", ",maybe\n", 1));
+    train_small(&dir, &data, &[]).code(1).stderr(predicate::str::contains("the target has 3 distinct values"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn text_in_numeric_column_names_line() {
+    let dir = TempDir::new().unwrap();
+    let mut text = small_csv(40);
+    text.push_str("seven,北京,男,yes\n");
+    let data = write(&dir, "d.csv", &text);
+    train_small(&dir, &data, &[])
+        .code(1)
+        .stderr(predicate::str::contains("d.csv, column 'x', line 42: value 'seven' is not a number"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn nan_and_infinite_values_fail() {
+    for bad in ["NaN", "inf"] {
+        let dir = TempDir::new().unwrap();
+        let mut text = small_csv(40);
+        text.push_str(&format!("{bad},北京,男,yes\n"));
+        let data = write(&dir, "d.csv", &text);
+        train_small(&dir, &data, &[])
+            .code(1)
+            .stderr(predicate::str::contains(format!("column 'x', line 42: value '{bad}' is not a finite number")));
+        assert_nothing_written(&dir, &dir.path().join("run"));
+    }
+}
+
+#[test]
+fn empty_file_fails() {
+    let dir = TempDir::new().unwrap();
+    for (name, contents) in [("empty.csv", ""), ("header.csv", "x,city,性别,y\n")] {
+        let data = write(&dir, name, contents);
+        train_small(&dir, &data, &[]).code(1).stderr(predicate::str::contains(format!("{name}: no data rows")));
+    }
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn one_class_training_set_fails() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40).replace(",no\n", ",yes\n"));
+    train_small(&dir, &data, &[]).code(1).stderr(predicate::str::contains("every training row has the label 'yes'"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn sensitive_group_absent_from_test_fails() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "train.csv", &small_csv(40));
+    let test = write(&dir, "test.csv", "x,city,性别,y\n9,北京,男,yes\n1,上海,男,no\n");
+    train_small(&dir, &data, &["--test-data", test.to_str().unwrap()])
+        .code(1)
+        .stderr(predicate::str::contains("test.csv, column '性别': group '女' has training rows but none in the test split"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+
+    train_small(&dir, &data, &["--test-data", test.to_str().unwrap(), "--allow-missing-groups"]).success();
+}
+
+#[test]
+fn header_mismatch_at_predict_fails() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    train_small(&dir, &data, &[]).success();
+    let new = write(&dir, "new.csv", "x,town\n1,北京\n");
+    let out = dir.path().join("p.csv");
+    zeren()
+        .args(["predict", "--model"])
+        .arg(dir.path().join("run"))
+        .arg("--data")
+        .arg(&new)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("new.csv: the header does not match the model: missing column(s) city"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn existing_output_directory_is_kept() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    let out = dir.path().join("run");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("keep.txt"), "precious").unwrap();
+    train_small(&dir, &data, &[]).code(2).stderr(predicate::str::contains("output directory already exists"));
+    assert_eq!(fs::read_to_string(out.join("keep.txt")).unwrap(), "precious");
+}
+
+#[test]
+fn ragged_row_names_line() {
+    let dir = TempDir::new().unwrap();
+    let mut text = small_csv(10);
+    text.push_str("1,北京\n");
+    let data = write(&dir, "d.csv", &text);
+    train_small(&dir, &data, &[]).code(1).stderr(predicate::str::contains("d.csv, line 12: expected 4 fields"));
+}
+
+#[test]
+fn invalid_flag_values_are_usage_errors() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    train_small(&dir, &data, &["--learning-rate=-1"]).code(2).stderr(predicate::str::contains("learning rate -1 is invalid"));
+    train_small(&dir, &data, &["--activation", "gelu"]).code(2);
+    train_small(&dir, &data, &["--positive-label", "oui"]).code(2).stderr(predicate::str::contains("positive label 'oui' not found"));
+    zeren().args(["train", "--dataset", "mnist"]).assert().code(2).stderr(predicate::str::contains("unknown dataset 'mnist'"));
+    zeren().args(["train"]).assert().code(2).stderr(predicate::str::contains("nothing to train on"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn errors_do_not_panic_or_show_backtraces() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", "\u{0}\u{1}garbage");
+    train_small(&dir, &data, &[]).failure().stderr(predicate::str::contains("panicked").not()).stderr(predicate::str::contains("zeren: error:"));
+}
