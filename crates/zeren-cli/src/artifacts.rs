@@ -37,7 +37,7 @@ pub struct ModelFile {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PreprocessingFile {
     pub format_version: u32,
-    /// How input files are read.
+    /// Options for reading input files.
     pub csv: CsvOptions,
     /// The fitted feature encoding.
     pub encoder: FeatureEncoder,

@@ -108,7 +108,7 @@ pub struct TrainArgs {
     /// Optimiser step size (default 0.001).
     #[arg(long, value_name = "X")]
     pub learning_rate: Option<f64>,
-    /// Hidden layer widths, comma-separated (default 64); `--hidden ''` gives logistic regression.
+    /// Hidden layer widths, comma-separated (default 64); `--hidden` alone gives logistic regression.
     #[arg(long, value_name = "N[,N]", value_delimiter = ',', num_args = 0..)]
     pub hidden: Option<Vec<usize>>,
     /// Hidden-layer activation (default relu).

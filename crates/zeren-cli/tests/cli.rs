@@ -16,7 +16,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// A small valid training file with a Chinese sensitive column: `x` (numeric), `city`
+/// Builds a small valid training file with a Chinese sensitive column: `x` (numeric), `city`
 /// (categorical), `性别` (sensitive) and `y` (`yes`/`no`, learnable from `x`).
 fn small_csv(rows: usize) -> String {
     let mut text = String::from("x,city,性别,y\n");
@@ -89,7 +89,8 @@ fn adult_meets_reference_accuracy() {
     assert!(report["fairness"]["sex & race"]["groups"].as_object().unwrap().len() >= 8);
     // Sensitive columns are not model inputs by default.
     let columns: Vec<&str> = report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert!(!columns.contains(&"sex") && !columns.contains(&"race"));
+    assert!(!columns.contains(&"sex"), "sex is a model input");
+    assert!(!columns.contains(&"race"), "race is a model input");
     for file in ["model.json", "preprocessing.json", "config.toml", "report.md", "test_predictions.csv"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }

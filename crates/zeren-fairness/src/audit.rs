@@ -94,7 +94,7 @@ pub struct GroupMetrics {
     /// ROC AUC of the scores within the group, when scores were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roc_auc: Option<f64>,
-    /// Why each `NaN` (written as `null` in JSON) metric is undefined.
+    /// Reason for each `NaN` metric (written as `null` in JSON), by metric name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub undefined: BTreeMap<String, String>,
 }
@@ -155,7 +155,7 @@ pub struct Disparities {
     pub disparate_impact_ratio: f64,
 }
 
-/// How per-group values are aggregated into one disparity figure.
+/// Aggregation of per-group values into one disparity figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregation {
     /// Compare the best and worst group.
@@ -368,11 +368,10 @@ fn validate(
             });
         }
     }
-    if let Some(weights) = predictions.weights {
-        if let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+    if let Some(weights) = predictions.weights
+        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
             return Err(FairnessError::InvalidWeight { row, value: weights[row] });
         }
-    }
     if !(options.confidence_level > 0.0 && options.confidence_level < 1.0) {
         return Err(FairnessError::InvalidConfidenceLevel(options.confidence_level));
     }
@@ -457,7 +456,8 @@ fn bootstrap(
     labels: &[&str],
     options: &AuditOptions,
 ) -> ConfidenceIntervals {
-    const RATES: [(&str, fn(&ConfusionMatrix) -> f64); 4] = [
+    type Rate = fn(&ConfusionMatrix) -> f64;
+    const RATES: [(&str, Rate); 4] = [
         ("selection_rate", ConfusionMatrix::selection_rate),
         ("accuracy", ConfusionMatrix::accuracy),
         ("true_positive_rate", ConfusionMatrix::true_positive_rate),

@@ -92,11 +92,10 @@ impl TrainConfig {
         if self.patience == Some(0) {
             return invalid("patience must be at least 1 epoch".into());
         }
-        if let Some(threshold) = self.loss_threshold {
-            if !(threshold.is_finite() && threshold > 0.0) {
+        if let Some(threshold) = self.loss_threshold
+            && !(threshold.is_finite() && threshold > 0.0) {
                 return invalid(format!("loss threshold {threshold} is invalid; use a positive number"));
             }
-        }
         Ok(())
     }
 }
@@ -126,7 +125,7 @@ impl Rows<'_> {
     }
 }
 
-/// What happened in one epoch.
+/// Record of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// Epoch number, from 1.
@@ -141,7 +140,7 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
-/// Why training stopped.
+/// Reason training stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
@@ -160,7 +159,7 @@ pub struct TrainingOutcome {
     pub model: Mlp,
     /// One record per epoch run.
     pub history: Vec<EpochRecord>,
-    /// Why training stopped.
+    /// Reason training stopped.
     pub stop_reason: StopReason,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
@@ -244,12 +243,11 @@ pub fn fit(
                 break;
             }
         }
-        if let Some(threshold) = config.loss_threshold {
-            if train_loss < threshold {
+        if let Some(threshold) = config.loss_threshold
+            && train_loss < threshold {
                 stop_reason = StopReason::LossThreshold { threshold };
                 break;
             }
-        }
     }
 
     let last_epoch = history.len();
@@ -267,15 +265,14 @@ fn check_rows(what: &str, rows: Rows<'_>, width: usize) -> Result<(), TrainError
             "{what} rows do not match the model: expected {width} inputs per row and one label and weight per row"
         )));
     }
-    if let Some(weights) = rows.weights {
-        if let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+    if let Some(weights) = rows.weights
+        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
             return Err(TrainError::InvalidConfig(format!(
                 "{what} sample weight {} in row {} is invalid; weights must be finite and non-negative",
                 weights[row],
                 row + 1
             )));
         }
-    }
     Ok(())
 }
 
@@ -286,7 +283,7 @@ fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
         OptimizerKind::Sgd => {
             // PyTorch's SGD semantics: no dampening, no Nesterov.
             let momentum = (config.momentum > 0.0)
-                .then(|| MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: false });
+                .then_some(MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: false });
             SgdConfig::new().with_momentum(momentum).with_weight_decay(weight_decay).init()
         }
     }
@@ -337,7 +334,7 @@ const PREDICTION_CHUNK: usize = 8192;
 /// Returns an error if the inputs do not have the model's width or a tensor cannot be read back.
 pub fn predict_probabilities(model: &Mlp, features: &[f32], width: usize, device: &Device) -> Result<Vec<f32>, TrainError> {
     let expected = model.layers[0].weight.dims()[0];
-    if width != expected || features.len() % width.max(1) != 0 {
+    if width != expected || !features.len().is_multiple_of(width.max(1)) {
         return Err(TrainError::InvalidConfig(format!("inputs have {width} values per row but the model expects {expected}")));
     }
     let rows = features.len() / width;

@@ -48,7 +48,7 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The positive label: as given, or `1` / `true` when the labels are 0/1 or true/false.
+/// Picks the positive label: as given, or `1` / `true` when the labels are 0/1 or true/false.
 fn positive_label(table: &Table, label: usize, prediction: usize, given: Option<&str>) -> Result<String, CliError> {
     if let Some(given) = given {
         return Ok(given.to_string());
