@@ -25,6 +25,69 @@ pub enum Command {
     Audit(AuditArgs),
     /// List the built-in datasets.
     Datasets,
+    /// Compute the privacy guarantee of DP-SGD, or the noise for a target guarantee.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Print the epsilon of DP-SGD with the given sample rate, noise multiplier and steps.
+    Epsilon(EpsilonArgs),
+    /// Print the smallest noise multiplier that reaches a target epsilon.
+    Noise(NoiseArgs),
+}
+
+/// Privacy accountant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum AccountantKind {
+    /// Rényi DP of the subsampled Gaussian (Mironov et al. 2019), converted with Balle et al. 2020.
+    #[default]
+    Rdp,
+}
+
+#[derive(Debug, Args)]
+pub struct EpsilonArgs {
+    /// Probability q that a record joins a batch: expected batch size / number of records.
+    #[arg(long, value_name = "Q")]
+    pub sample_rate: f64,
+    /// Noise standard deviation divided by the clipping norm.
+    #[arg(long, value_name = "SIGMA")]
+    pub noise_multiplier: f64,
+    /// Number of noisy gradient steps.
+    #[arg(long, value_name = "T")]
+    pub steps: u64,
+    /// Target delta, the probability the epsilon bound may fail.
+    #[arg(long, value_name = "D")]
+    pub delta: f64,
+    /// Privacy accountant.
+    #[arg(long, value_enum, default_value_t)]
+    pub accountant: AccountantKind,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NoiseArgs {
+    /// Epsilon to reach.
+    #[arg(long, value_name = "E")]
+    pub target_epsilon: f64,
+    /// Probability q that a record joins a batch: expected batch size / number of records.
+    #[arg(long, value_name = "Q")]
+    pub sample_rate: f64,
+    /// Number of noisy gradient steps.
+    #[arg(long, value_name = "T")]
+    pub steps: u64,
+    /// Target delta.
+    #[arg(long, value_name = "D")]
+    pub delta: f64,
+    /// Privacy accountant.
+    #[arg(long, value_enum, default_value_t)]
+    pub accountant: AccountantKind,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `zeren train`.

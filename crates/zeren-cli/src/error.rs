@@ -59,3 +59,9 @@ impl From<zeren_fairness::FairnessError> for CliError {
         CliError::Failure(error.into())
     }
 }
+
+impl From<zeren_privacy::PrivacyError> for CliError {
+    fn from(error: zeren_privacy::PrivacyError) -> Self {
+        CliError::Usage(error.to_string())
+    }
+}

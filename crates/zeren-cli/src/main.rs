@@ -33,6 +33,7 @@ fn main() {
         Command::Predict(args) => commands::predict::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Datasets => commands::datasets::run(),
+        Command::Privacy(command) => commands::privacy::run(command),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

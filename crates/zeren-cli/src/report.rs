@@ -155,8 +155,8 @@ pub fn render_markdown(report: &Report) -> String {
     let hidden: Vec<String> = model.config.hidden.iter().map(usize::to_string).collect();
     let _ = writeln!(
         out,
-        "- Multilayer perceptron: {} inputs, hidden layers [{}], {:?} activation, 1 output logit; {} parameters",
-        model.config.inputs, hidden.join(", "), model.config.activation, model.parameters
+        "- Multilayer perceptron: {} inputs, hidden layers [{}], {} activation, 1 output logit; {} parameters",
+        model.config.inputs, hidden.join(", "), format!("{:?}", model.config.activation).to_lowercase(), model.parameters
     );
     let training = &report.training;
     let _ = writeln!(

@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod datasets;
 pub mod predict;
+pub mod privacy;
 pub mod train;

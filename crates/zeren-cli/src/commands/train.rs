@@ -63,6 +63,9 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     for warning in &data.warnings {
         tracing::warn!("{warning}");
     }
+    if data.sensitive.is_empty() {
+        tracing::warn!("no sensitive columns were given (--sensitive), so the fairness audit is skipped");
+    }
 
     let model_config = MlpConfig {
         inputs: data.encoder.width(),

@@ -1,0 +1,69 @@
+//! Differential-privacy accounting for DP-SGD, with no deep-learning dependency.
+//!
+//! DP-SGD (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016) is the repeated
+//! Poisson-subsampled Gaussian mechanism. This crate computes the (ε, δ) it guarantees with the
+//! RDP accountant of Opacus 1.6 and picks the noise multiplier for a target ε.
+//!
+//! ```
+//! use zeren_privacy::{calibrate, rdp};
+//!
+//! let spent = rdp::epsilon(0.04, 1.5, 2250, 1e-5).unwrap();
+//! assert!((spent.epsilon - 7.3291).abs() < 1e-4);
+//! let sigma = calibrate::noise_multiplier(8.0, 0.04, 2250, 1e-5).unwrap();
+//! assert!(sigma.epsilon <= 8.0);
+//! ```
+//!
+//! # Privacy
+//!
+//! The guarantee is record-level (add-or-remove one record) differential privacy of the
+//! sequence of all noisy gradient sums, assuming each record joins each batch independently with
+//! probability `q` (Poisson sampling), gradients are clipped to the stated norm, and the noise is
+//! drawn from a generator the adversary cannot predict.
+
+pub mod calibrate;
+pub mod rdp;
+mod special;
+
+/// Errors from invalid privacy parameters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PrivacyError {
+    /// ε is not a positive finite number.
+    #[error("epsilon {0} is invalid; use a positive number such as 1 or 8")]
+    InvalidEpsilon(f64),
+    /// δ is outside (0, 1).
+    #[error("delta {0} is invalid; use a value in (0, 1), well below 1/N for N training records (for example 1e-5)")]
+    InvalidDelta(f64),
+    /// The sample rate is outside (0, 1].
+    #[error("sample rate {0} is invalid; use q in (0, 1], the expected batch size divided by the number of records")]
+    InvalidSampleRate(f64),
+    /// The noise multiplier is negative or not finite.
+    #[error("noise multiplier {0} is invalid; use a positive number (a noise multiplier of 0 gives no privacy)")]
+    InvalidNoiseMultiplier(f64),
+    /// The number of steps is 0.
+    #[error("steps must be at least 1")]
+    InvalidSteps,
+    /// No RDP order gives a finite ε.
+    #[error("no finite epsilon: the noise multiplier is too small for this many steps; add noise or train fewer steps")]
+    NoFiniteEpsilon,
+    /// No noise multiplier up to the search limit reaches the target.
+    #[error(
+        "epsilon {target_epsilon} cannot be reached in {steps} steps at sample rate {sample_rate} with a noise multiplier up to 2000; \
+         raise the target, lower the sample rate or train fewer steps"
+    )]
+    Unreachable { target_epsilon: f64, sample_rate: f64, steps: u64 },
+}
+
+/// Checks a sample rate in (0, 1], a noise multiplier above 0 and a δ in (0, 1).
+///
+/// # Errors
+///
+/// Returns the error naming the first invalid value.
+pub fn check_parameters(sample_rate: f64, noise_multiplier: f64, delta: f64) -> Result<(), PrivacyError> {
+    if !(sample_rate > 0.0 && sample_rate <= 1.0) {
+        return Err(PrivacyError::InvalidSampleRate(sample_rate));
+    }
+    if !(noise_multiplier.is_finite() && noise_multiplier > 0.0) {
+        return Err(PrivacyError::InvalidNoiseMultiplier(noise_multiplier));
+    }
+    rdp::check_delta(delta)
+}
