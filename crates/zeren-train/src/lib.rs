@@ -16,18 +16,22 @@
 //! let config = TrainConfig {
 //!     epochs: 50, batch_size: 2, learning_rate: 0.01, optimizer: Default::default(),
 //!     momentum: 0.0, weight_decay: 0.0, loss: Default::default(),
-//!     loss_threshold: None, patience: None, seed: 0,
+//!     loss_threshold: None, patience: None, seed: 0, dp: None,
 //! };
 //! let outcome = fit(&model, &config, rows, none, &device::cpu(), &mut |_| {}).unwrap();
 //! assert_eq!(outcome.history.len(), 50);
 //! ```
 
 pub mod device;
+pub mod dp;
 mod model;
 mod train;
 
-pub use model::{Activation, LayerWeights, Mlp, MlpConfig, MlpWeights};
-pub use train::{EpochRecord, LossKind, OptimizerKind, Rows, StopReason, TrainConfig, TrainingOutcome, fit, predict_probabilities};
+pub use model::{Activation, LayerWeights, Mlp, MlpConfig, MlpWeights, ProbedForward};
+pub use train::{
+    EpochRecord, LossKind, OptimizerKind, PrivateTraining, Rows, StopReason, TrainConfig, TrainingOutcome, fit, gather,
+    predict_probabilities,
+};
 
 /// Errors from training and inference.
 #[derive(Debug, thiserror::Error)]
@@ -51,3 +55,6 @@ pub enum TrainError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dp_tests;

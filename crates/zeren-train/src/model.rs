@@ -112,6 +112,34 @@ impl Mlp {
         x.reshape([rows])
     }
 
+    /// Computes the logits like [`Mlp::forward`], adding to each layer's pre-activation output a
+    /// zero tensor that requires a gradient (a probe), so that one backward pass of the summed
+    /// loss yields every example's gradient with respect to every layer's output.
+    ///
+    /// Weights and biases are detached: the backward pass computes only the probes' gradients.
+    /// The returned layer inputs are detached too.
+    pub fn forward_with_probes(&self, input: Tensor<2>) -> ProbedForward {
+        let rows = input.dims()[0];
+        let device = input.device();
+        let mut x = input;
+        let mut layer_inputs = Vec::with_capacity(self.layers.len());
+        let mut probes = Vec::with_capacity(self.layers.len());
+        let last = self.layers.len() - 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            layer_inputs.push(x.clone().detach());
+            let weight = layer.weight.val().detach();
+            let outputs = weight.dims()[1];
+            let probe = Tensor::<2>::zeros([rows, outputs], &device).require_grad();
+            let mut z = x.matmul(weight) + probe.clone();
+            if let Some(bias) = &layer.bias {
+                z = z + bias.val().detach().unsqueeze::<2>();
+            }
+            probes.push(probe);
+            x = if index < last { self.activation.apply(z) } else { z };
+        }
+        ProbedForward { logits: x.reshape([rows]), layer_inputs, probes }
+    }
+
     /// Copies the weights out of the network.
     ///
     /// # Errors
@@ -166,6 +194,18 @@ impl Mlp {
         }
         Ok(Self { layers, activation: weights.config.activation })
     }
+}
+
+/// Output of [`Mlp::forward_with_probes`].
+#[derive(Debug)]
+pub struct ProbedForward {
+    /// Logits, shape `[rows]`.
+    pub logits: Tensor<1>,
+    /// Each layer's input activations, shape `[rows, inputs]`, detached.
+    pub layer_inputs: Vec<Tensor<2>>,
+    /// Each layer's probe, shape `[rows, outputs]`; its gradient is the per-example gradient
+    /// of the loss with respect to the layer's pre-activation output.
+    pub probes: Vec<Tensor<2>>,
 }
 
 fn linear(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, device: &Device) -> Linear {

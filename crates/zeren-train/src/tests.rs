@@ -34,6 +34,7 @@ fn config() -> TrainConfig {
         loss_threshold: None,
         patience: None,
         seed: 3,
+        dp: None,
     }
 }
 

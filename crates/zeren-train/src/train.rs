@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::dp::{Clipping, DpConfig, noise_generator, noisy_gradients, poisson_sample};
 use crate::model::{Mlp, MlpConfig};
 
 /// Loss function.
@@ -64,6 +65,9 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Seed of the initial weights and the batch order.
     pub seed: u64,
+    /// Differentially private training (DP-SGD) when present: Poisson batches of expected size
+    /// `batch_size`, per-example clipping and Gaussian noise.
+    pub dp: Option<DpConfig>,
 }
 
 impl TrainConfig {
@@ -96,6 +100,9 @@ impl TrainConfig {
             && !(threshold.is_finite() && threshold > 0.0) {
                 return invalid(format!("loss threshold {threshold} is invalid; use a positive number"));
             }
+        if let Some(dp) = &self.dp {
+            dp.validate()?;
+        }
         Ok(())
     }
 }
@@ -163,6 +170,27 @@ pub struct TrainingOutcome {
     pub stop_reason: StopReason,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
+    /// What the privacy accountant needs, for a private run.
+    pub privacy: Option<PrivateTraining>,
+}
+
+/// Parameters of a finished DP-SGD run, for the privacy accountant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivateTraining {
+    /// Noisy steps taken in all epochs run.
+    pub steps: u64,
+    /// Poisson sample rate q = expected batch size / training rows.
+    pub sample_rate: f64,
+    /// Expected batch size; the noisy sum is divided by it.
+    pub expected_batch_size: usize,
+    /// Noise multiplier σ.
+    pub noise_multiplier: f64,
+    /// Clipping bound C.
+    pub max_grad_norm: f64,
+    /// Clipping scheme.
+    pub clipping: Clipping,
+    /// Whether the noise generator was seeded from the operating system.
+    pub secure_noise: bool,
 }
 
 /// Trains a network on `train`, monitoring `validation` when it has rows.
@@ -205,24 +233,46 @@ pub fn fit(
     let mut best: Option<(f64, usize, Mlp)> = None;
     let mut stop_reason = StopReason::MaxEpochs;
 
+    // DP-SGD runs round(N / expected batch size) Poisson-sampled steps per epoch.
+    let expected_batch_size = config.batch_size.min(train.len());
+    let sample_rate = expected_batch_size as f64 / train.len() as f64;
+    let private_steps_per_epoch = ((train.len() as f64 / expected_batch_size as f64).round() as u64).max(1);
+    let mut noise_rng = config.dp.as_ref().map(|dp| noise_generator(dp.noise_seed));
+    let mut steps_run = 0u64;
+
     for epoch in 1..=config.epochs {
         let start = Instant::now();
-        order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
-        for batch in order.chunks(config.batch_size) {
-            let (inputs, targets, weights) = gather(train, batch, &device);
-            let logits = model.forward(inputs);
-            let loss = loss(config.loss, logits, targets, weights);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged { epoch, learning_rate: config.learning_rate });
+        let mut loss_rows = 0usize;
+        if let (Some(dp), Some(noise_rng)) = (&config.dp, noise_rng.as_mut()) {
+            for _ in 0..private_steps_per_epoch {
+                let batch = poisson_sample(train.len(), sample_rate, noise_rng);
+                let tensors = (!batch.is_empty()).then(|| gather(train, &batch, &device));
+                let step = noisy_gradients(&model, tensors, config.loss, dp, expected_batch_size as f64, noise_rng, &device)
+                    .map_err(|_| TrainError::Diverged { epoch, learning_rate: config.learning_rate })?;
+                loss_sum += step.loss_sum;
+                loss_rows += step.batch_size;
+                model = optimizer.step(config.learning_rate, model, step.gradients);
+                steps_run += 1;
             }
-            loss_sum += loss_value * batch.len() as f64;
+        } else {
+            order.shuffle(&mut rng);
+            for batch in order.chunks(config.batch_size) {
+                let (inputs, targets, weights) = gather(train, batch, &device);
+                let logits = model.forward(inputs);
+                let loss = loss(config.loss, logits, targets, weights);
+                let loss_value = loss.clone().into_scalar::<f32>() as f64;
+                if !loss_value.is_finite() {
+                    return Err(TrainError::Diverged { epoch, learning_rate: config.learning_rate });
+                }
+                loss_sum += loss_value * batch.len() as f64;
+                loss_rows += batch.len();
 
-            let gradients = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.learning_rate, model, gradients);
+                let gradients = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(config.learning_rate, model, gradients);
+            }
         }
-        let train_loss = loss_sum / train.len() as f64;
+        let train_loss = loss_sum / loss_rows.max(1) as f64;
 
         let (validation_loss, validation_accuracy) = if validation.is_empty() {
             (None, None)
@@ -255,7 +305,18 @@ pub fn fit(
         Some((_, epoch, best_model)) if config.patience.is_some() => (best_model, epoch),
         _ => (model, last_epoch),
     };
-    Ok(TrainingOutcome { model: model.valid(), history, stop_reason, best_epoch })
+    // The kept epoch was chosen by looking at later models' validation loss, so the privacy cost
+    // counts every step run, not only the steps up to the kept epoch.
+    let privacy = config.dp.as_ref().map(|dp| PrivateTraining {
+        steps: steps_run,
+        sample_rate,
+        expected_batch_size,
+        noise_multiplier: dp.noise_multiplier,
+        max_grad_norm: dp.max_grad_norm,
+        clipping: dp.clipping,
+        secure_noise: dp.noise_seed.is_none(),
+    });
+    Ok(TrainingOutcome { model: model.valid(), history, stop_reason, best_epoch, privacy })
 }
 
 fn check_rows(what: &str, rows: Rows<'_>, width: usize) -> Result<(), TrainError> {
@@ -290,7 +351,7 @@ fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
 }
 
 /// Copies the rows of a batch into tensors: inputs, 0/1 targets and optional weights.
-fn gather(rows: Rows<'_>, batch: &[usize], device: &Device) -> (Tensor<2>, Tensor<1>, Option<Tensor<1>>) {
+pub fn gather(rows: Rows<'_>, batch: &[usize], device: &Device) -> (Tensor<2>, Tensor<1>, Option<Tensor<1>>) {
     let width = rows.width;
     let mut inputs = Vec::with_capacity(batch.len() * width);
     for &row in batch {
@@ -310,17 +371,22 @@ fn gather(rows: Rows<'_>, batch: &[usize], device: &Device) -> (Tensor<2>, Tenso
 
 /// Computes the mean (or sample-weighted mean) loss of a batch.
 fn loss(kind: LossKind, logits: Tensor<1>, targets: Tensor<1>, weights: Option<Tensor<1>>) -> Tensor<1> {
-    let per_row = match kind {
+    let per_row = per_example_loss(kind, logits, targets);
+    match weights {
+        Some(weights) => (per_row * weights.clone()).sum() / weights.sum().clamp_min(f32::MIN_POSITIVE),
+        None => per_row.mean(),
+    }
+}
+
+/// Computes the loss of each row.
+pub(crate) fn per_example_loss(kind: LossKind, logits: Tensor<1>, targets: Tensor<1>) -> Tensor<1> {
+    match kind {
         // max(z, 0) - z y + log(1 + exp(-|z|)) equals -y log σ(z) - (1 - y) log(1 - σ(z)) without
         // overflow for large |z|.
         LossKind::Bce => {
             logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p()
         }
         LossKind::Mse => (sigmoid(logits) - targets).square(),
-    };
-    match weights {
-        Some(weights) => (per_row * weights.clone()).sum() / weights.sum().clamp_min(f32::MIN_POSITIVE),
-        None => per_row.mean(),
     }
 }
 

@@ -83,6 +83,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         loss_threshold: args.loss_threshold,
         patience: args.patience,
         seed,
+        dp: None,
     };
     train_config.validate()?;
     let threshold = args.decision_threshold.unwrap_or_default();

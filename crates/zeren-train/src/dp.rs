@@ -1,0 +1,260 @@
+//! DP-SGD: Poisson sampling, per-example clipping without per-example backward passes, and
+//! Gaussian noise (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016, Algorithm 1).
+//!
+//! Per-example gradients of a linear layer `z = a W + b` are outer products: for example `i` with
+//! input `a_i` and output gradient `g_i = ∂L_i/∂z_i`, the weight gradient is `a_i g_iᵀ`, whose
+//! squared Frobenius norm is `‖a_i‖² ‖g_i‖²`, and the bias gradient is `g_i`. The output gradients
+//! of the whole batch come from one backward pass of the summed loss through zero "probe" tensors
+//! added to each layer's output (Goodfellow, "Efficient Per-Example Gradient Computations", 2015).
+//! The clipped sum is then `Aᵀ diag(c) G` with `c_i = min(1, C / ‖∇_i‖)`. Every layer of the MLP is
+//! linear, so no layer needs a per-example fallback.
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::model::Mlp;
+use crate::train::{LossKind, per_example_loss};
+
+/// Added to norms before dividing, as Opacus does, so a zero gradient does not divide by zero.
+const NORM_EPSILON: f64 = 1e-6;
+
+/// How gradients are clipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Clipping {
+    /// One norm over all parameters of an example, clipped to C.
+    #[default]
+    Flat,
+    /// Each layer's part of an example's gradient clipped to `C / sqrt(L)` for `L` layers, so the
+    /// whole gradient still has norm at most C.
+    PerLayer,
+}
+
+/// Settings of differentially private training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpConfig {
+    /// Noise standard deviation divided by `max_grad_norm` (σ).
+    pub noise_multiplier: f64,
+    /// Clipping bound C on each example's gradient norm.
+    pub max_grad_norm: f64,
+    /// Clipping scheme.
+    pub clipping: Clipping,
+    /// Seed of the sampling and noise generator. `None` seeds ChaCha20 from the operating system,
+    /// which the guarantee assumes; a seed makes the noise predictable to anyone who knows it.
+    pub noise_seed: Option<u64>,
+}
+
+impl DpConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TrainError::InvalidConfig`] for a negative or non-finite noise multiplier or a
+    /// non-positive clipping norm.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if !(self.noise_multiplier.is_finite() && self.noise_multiplier >= 0.0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "noise multiplier {} is invalid; use 0 or more",
+                self.noise_multiplier
+            )));
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "max grad norm {} is invalid; use a positive number such as 1",
+                self.max_grad_norm
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The generator of Poisson sampling and noise: ChaCha20, a cryptographically secure generator.
+pub fn noise_generator(seed: Option<u64>) -> ChaCha20Rng {
+    match seed {
+        Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+        None => ChaCha20Rng::from_os_rng(),
+    }
+}
+
+/// Draws a Poisson sample: each of `rows` records joins independently with probability `q`.
+///
+/// Gaps between chosen records are geometric, so the cost is proportional to the batch size.
+pub fn poisson_sample(rows: usize, q: f64, rng: &mut impl RngCore) -> Vec<usize> {
+    let mut chosen = Vec::with_capacity((rows as f64 * q * 1.2) as usize + 1);
+    if q >= 1.0 {
+        chosen.extend(0..rows);
+        return chosen;
+    }
+    let log_keep = (1.0 - q).ln();
+    let mut next = 0usize;
+    loop {
+        // P(gap = k) = (1 - q)^k q: the number of records skipped before the next one joins.
+        let u: f64 = 1.0 - rng.random::<f64>();
+        let skip = (u.ln() / log_keep).floor();
+        if !skip.is_finite() || skip >= (rows - next) as f64 {
+            break;
+        }
+        next += skip as usize;
+        chosen.push(next);
+        next += 1;
+        if next >= rows {
+            break;
+        }
+    }
+    chosen
+}
+
+/// Per-example gradient information of one batch.
+struct PerExample {
+    /// Each layer's inputs, `[rows, inputs]`.
+    inputs: Vec<Tensor<2>>,
+    /// Each layer's output gradients, `[rows, outputs]`.
+    output_gradients: Vec<Tensor<2>>,
+    /// Each layer's per-example squared gradient norm (weights and bias), `[rows, 1]`.
+    squared_norms: Vec<Tensor<2>>,
+    /// Summed loss of the batch.
+    loss_sum: f64,
+}
+
+fn per_example(model: &Mlp, inputs: Tensor<2>, targets: Tensor<1>, weights: Option<Tensor<1>>, loss: LossKind) -> Result<PerExample, TrainError> {
+    let forward = model.forward_with_probes(inputs);
+    let mut per_row = per_example_loss(loss, forward.logits, targets);
+    if let Some(weights) = weights {
+        per_row = per_row * weights;
+    }
+    let total = per_row.sum();
+    let loss_sum = f64::from(total.clone().into_scalar::<f32>());
+    if !loss_sum.is_finite() {
+        return Err(TrainError::Backend("the loss is not finite".into()));
+    }
+    let gradients = total.backward();
+
+    let mut output_gradients = Vec::with_capacity(forward.probes.len());
+    let mut squared_norms = Vec::with_capacity(forward.probes.len());
+    let layer_inputs: Vec<Tensor<2>> = forward.layer_inputs.into_iter().map(Tensor::inner).collect();
+    for (probe, input) in forward.probes.iter().zip(&layer_inputs) {
+        let g = probe.grad(&gradients).ok_or_else(|| TrainError::Backend("a probe has no gradient".into()))?;
+        let g_squared = g.clone().square().sum_dim(1);
+        let a_squared = input.clone().square().sum_dim(1);
+        squared_norms.push(a_squared * g_squared.clone() + g_squared);
+        output_gradients.push(g);
+    }
+    Ok(PerExample { inputs: layer_inputs, output_gradients, squared_norms, loss_sum })
+}
+
+/// Computes each example's gradient norm over all parameters, without clipping.
+///
+/// # Errors
+///
+/// Returns an error if the backend cannot compute or read the gradients.
+pub fn per_example_gradient_norms(
+    model: &Mlp,
+    inputs: Tensor<2>,
+    targets: Tensor<1>,
+    loss: LossKind,
+) -> Result<Vec<f32>, TrainError> {
+    let per_example = per_example(model, inputs, targets, None, loss)?;
+    let total = per_example.squared_norms.into_iter().reduce(|a, b| a + b).expect("an MLP has a layer");
+    read(total.sqrt())
+}
+
+fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    tensor.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))
+}
+
+/// Result of one private gradient computation.
+pub struct NoisyGradients {
+    /// Clipped, noised and normalised gradients, ready for the optimiser.
+    pub gradients: GradientsParams,
+    /// Summed (weighted) loss of the examples in the batch.
+    pub loss_sum: f64,
+    /// Examples in the batch.
+    pub batch_size: usize,
+}
+
+/// Computes the DP-SGD gradient of one Poisson batch: per-example clipping, the clipped sum, one
+/// draw of `N(0, σ²C²)` noise per coordinate, and division by the expected batch size.
+///
+/// Dividing by the expected rather than the actual batch size keeps the sensitivity of the
+/// result at `C / expected_batch_size` whatever the batch size, as in Opacus. An empty batch gives
+/// noise alone. `inputs` is `None` for an empty batch.
+///
+/// # Errors
+///
+/// Returns an error if the backend fails or the loss is not finite.
+#[allow(clippy::too_many_arguments)]
+pub fn noisy_gradients(
+    model: &Mlp,
+    batch: Option<(Tensor<2>, Tensor<1>, Option<Tensor<1>>)>,
+    loss: LossKind,
+    config: &DpConfig,
+    expected_batch_size: f64,
+    rng: &mut impl RngCore,
+    device: &Device,
+) -> Result<NoisyGradients, TrainError> {
+    let layer_count = model.layers.len();
+    let mut sums: Vec<(Tensor<2>, Tensor<1>)> = Vec::with_capacity(layer_count);
+    let mut loss_sum = 0.0;
+    let mut batch_size = 0;
+
+    if let Some((inputs, targets, weights)) = batch {
+        batch_size = inputs.dims()[0];
+        let per_example = per_example(model, inputs, targets, weights, loss)?;
+        loss_sum = per_example.loss_sum;
+        let factors = clip_factors(&per_example.squared_norms, config);
+        for layer in 0..layer_count {
+            let factor = factors[layer.min(factors.len() - 1)].clone();
+            let g = per_example.output_gradients[layer].clone() * factor;
+            let weight_sum = per_example.inputs[layer].clone().transpose().matmul(g.clone());
+            let bias_sum = g.sum_dim(0).squeeze_dim::<1>(0);
+            sums.push((weight_sum, bias_sum));
+        }
+    } else {
+        for layer in &model.layers {
+            let [inputs, outputs] = layer.weight.dims();
+            sums.push((Tensor::zeros([inputs, outputs], device), Tensor::zeros([outputs], device)));
+        }
+    }
+
+    let std = config.noise_multiplier * config.max_grad_norm;
+    let normal = Normal::new(0.0f64, std.max(f64::MIN_POSITIVE)).map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
+    let mut noise = |shape: Vec<usize>| {
+        let count: usize = shape.iter().product();
+        let values: Vec<f32> = if std > 0.0 { (0..count).map(|_| normal.sample(rng) as f32).collect() } else { vec![0.0; count] };
+        TensorData::new(values, shape)
+    };
+
+    let scale = 1.0 / expected_batch_size;
+    let mut gradients = GradientsParams::new();
+    for (layer, (weight_sum, bias_sum)) in model.layers.iter().zip(sums) {
+        let weight_noise = Tensor::<2>::from_data(noise(weight_sum.dims().to_vec()), device);
+        gradients.register(layer.weight.id, (weight_sum + weight_noise).mul_scalar(scale));
+        if let Some(bias) = &layer.bias {
+            let bias_noise = Tensor::<1>::from_data(noise(bias_sum.dims().to_vec()), device);
+            gradients.register(bias.id, (bias_sum + bias_noise).mul_scalar(scale));
+        }
+    }
+    Ok(NoisyGradients { gradients, loss_sum, batch_size })
+}
+
+/// Clip factors `min(1, C / (‖∇_i‖ + 1e-6))`, shape `[rows, 1]`: one tensor for flat clipping,
+/// one per layer for per-layer clipping.
+fn clip_factors(squared_norms: &[Tensor<2>], config: &DpConfig) -> Vec<Tensor<2>> {
+    let factor = |squared: Tensor<2>, bound: f64| squared.sqrt().add_scalar(NORM_EPSILON).recip().mul_scalar(bound).clamp_max(1.0);
+    match config.clipping {
+        Clipping::Flat => {
+            let total = squared_norms.iter().cloned().reduce(|a, b| a + b).expect("an MLP has a layer");
+            vec![factor(total, config.max_grad_norm)]
+        }
+        Clipping::PerLayer => {
+            let bound = config.max_grad_norm / (squared_norms.len() as f64).sqrt();
+            squared_norms.iter().map(|s| factor(s.clone(), bound)).collect()
+        }
+    }
+}
