@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use zeren_train::device::DeviceKind;
+use zeren_train::dp::Clipping;
 use zeren_train::{Activation, LossKind, OptimizerKind};
 
 /// Train neural networks with privacy, fairness and accountability built in.
@@ -201,6 +202,23 @@ pub struct TrainArgs {
     /// Bootstrap resamples for fairness confidence intervals (default 200; 0 skips them).
     #[arg(long, value_name = "N")]
     pub bootstrap: Option<usize>,
+    /// Train with DP-SGD to this epsilon: the noise multiplier is calibrated for the planned steps.
+    #[arg(long, value_name = "E")]
+    pub dp_epsilon: Option<f64>,
+    /// Delta of the DP guarantee (default: the largest power of ten below 1/N for N training rows).
+    #[arg(long, value_name = "D")]
+    pub dp_delta: Option<f64>,
+    /// Per-example gradient clipping norm C of DP-SGD (default 1).
+    #[arg(long, value_name = "C")]
+    pub max_grad_norm: Option<f64>,
+    /// Clipping scheme of DP-SGD (default flat).
+    #[arg(long, value_enum)]
+    pub dp_clipping: Option<Clipping>,
+    /// With --dp-epsilon, also train a non-private model with the same seed and settings and
+    /// report its per-group accuracy beside the private model's.
+    #[arg(long)]
+    #[serde(default)]
+    pub compare_non_private: bool,
     /// Device to train on (default cpu).
     #[arg(long, value_enum)]
     pub device: Option<DeviceKind>,

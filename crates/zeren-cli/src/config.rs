@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use zeren_train::device::DeviceKind;
+use zeren_train::dp::Clipping;
 use zeren_train::{Activation, LossKind, OptimizerKind};
 
 use crate::cli::TrainArgs;
@@ -24,6 +25,7 @@ pub mod defaults {
     pub const DECISION_THRESHOLD: f64 = 0.5;
     pub const BOOTSTRAP: usize = 200;
     pub const DELIMITER: &str = ",";
+    pub const MAX_GRAD_NORM: f64 = 1.0;
 }
 
 /// Reads the config file named by `--config`, if any, and lets the flags override it.
@@ -67,8 +69,8 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
         dataset, data, test_data, target, positive_label, sensitive, exclude, categorical, numeric,
         delimiter, missing_values, test_fraction, validation_fraction, out, seed, epochs, batch_size,
         learning_rate, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
-        loss_threshold, decision_threshold, bootstrap, device;
-        sensitive_as_features, no_header, allow_missing_groups, quiet
+        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, device;
+        sensitive_as_features, no_header, allow_missing_groups, compare_non_private, quiet
     )
 }
 
@@ -90,10 +92,26 @@ pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
     args.bootstrap.get_or_insert(defaults::BOOTSTRAP);
     args.device.get_or_insert(DeviceKind::default());
     args.delimiter.get_or_insert(defaults::DELIMITER.to_string());
+    if args.dp_epsilon.is_some() {
+        args.max_grad_norm.get_or_insert(defaults::MAX_GRAD_NORM);
+        args.dp_clipping.get_or_insert(Clipping::default());
+    }
     if args.patience.is_none() && args.validation_fraction != Some(0.0) {
         args.patience = Some(defaults::PATIENCE);
     }
     args
+}
+
+/// Returns the default δ for `rows` training records: the largest power of ten strictly below
+/// `1/rows`, so that δ < 1/N as the DP guarantee needs to be meaningful (a mechanism that
+/// publishes one random record whole is (0, 1/N)-DP).
+pub fn default_delta(rows: usize) -> f64 {
+    let inverse = 1.0 / rows.max(1) as f64;
+    let mut exponent = inverse.log10().floor();
+    if 10f64.powf(exponent) >= inverse {
+        exponent -= 1.0;
+    }
+    10f64.powf(exponent)
 }
 
 /// Parses a delimiter option: one ASCII character, or `tab`.
@@ -153,6 +171,16 @@ mod tests {
         let parsed: TrainArgs = toml::from_str(&text).unwrap();
         assert_eq!(parsed.epochs, Some(defaults::EPOCHS));
         assert_eq!(parsed.patience, Some(defaults::PATIENCE));
+    }
+
+    #[test]
+    fn default_delta_is_below_one_over_n() {
+        assert_eq!(default_delta(29_305), 1e-5);
+        assert_eq!(default_delta(1_000), 1e-4);
+        assert_eq!(default_delta(60_000), 1e-5);
+        for rows in [1, 7, 100, 12_345, 1_000_000] {
+            assert!(default_delta(rows) < 1.0 / rows as f64, "{rows}");
+        }
     }
 
     #[test]

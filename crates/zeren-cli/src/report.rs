@@ -7,6 +7,8 @@ use serde::Serialize;
 use zeren_data::ColumnKind;
 use zeren_fairness::audit::FeatureAudit;
 use zeren_fairness::classification::Evaluation;
+use zeren_privacy::membership::MembershipInference;
+use zeren_train::dp::Clipping;
 use zeren_train::{EpochRecord, MlpConfig, StopReason};
 
 /// Version of the `report.json` layout. It grows when a field changes meaning or is removed;
@@ -25,6 +27,51 @@ pub struct Report {
     pub metrics: Metrics,
     /// Fairness audits of the test split, by sensitive column (and their intersection).
     pub fairness: BTreeMap<String, FeatureAudit>,
+    /// The differential-privacy guarantee; `null` for a non-private run.
+    pub privacy: Option<PrivacyReport>,
+    /// How well a membership-inference attack separates training rows from test rows.
+    pub membership_inference: Option<MembershipInference>,
+}
+
+/// The DP-SGD guarantee of a private run.
+#[derive(Debug, Serialize)]
+pub struct PrivacyReport {
+    /// ε of the steps actually run, from the accountant.
+    pub epsilon: f64,
+    pub delta: f64,
+    pub noise_multiplier: f64,
+    /// Poisson sample rate q.
+    pub sample_rate: f64,
+    /// Noisy steps actually run.
+    pub steps: u64,
+    pub max_grad_norm: f64,
+    pub accountant: &'static str,
+    /// RDP order that gave ε.
+    pub order: f64,
+    /// The ε the noise was calibrated for, over the planned steps.
+    pub target_epsilon: f64,
+    pub planned_steps: u64,
+    pub expected_batch_size: usize,
+    pub clipping: Clipping,
+    /// Whether the noise came from a generator seeded by the operating system.
+    pub secure_noise: bool,
+    /// How the noisy gradient sum is normalised.
+    pub normalization: &'static str,
+    /// The guarantee in words.
+    pub guarantee: String,
+    /// A non-private model trained with the same seed and settings, when requested.
+    pub non_private_reference: Option<NonPrivateReference>,
+}
+
+/// Test accuracy of a non-private model beside the private one.
+#[derive(Debug, Serialize)]
+pub struct NonPrivateReference {
+    pub test_accuracy: f64,
+    pub test_roc_auc: f64,
+    /// Accuracy by sensitive column and group, non-private model.
+    pub group_accuracy: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Accuracy by sensitive column and group, private model.
+    pub private_group_accuracy: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// How the run was started.
@@ -193,6 +240,8 @@ pub fn render_markdown(report: &Report) -> String {
         m.true_positives, m.false_positives, m.true_negatives, m.false_negatives
     );
 
+    render_privacy(&mut out, report);
+
     let _ = writeln!(out, "\n## Fairness on the test split\n");
     let _ = writeln!(
         out,
@@ -244,6 +293,60 @@ pub fn render_audit(out: &mut String, name: &str, audit: &FeatureAudit) {
             out,
             "\nThe disparate impact ratio {} is below 0.8: under the four-fifths rule this indicates adverse impact.",
             number(b.disparate_impact_ratio)
+        );
+    }
+}
+
+fn render_privacy(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "\n## Privacy\n");
+    match &report.privacy {
+        Some(privacy) => {
+            let _ = writeln!(out, "{}\n", privacy.guarantee);
+            let _ = writeln!(
+                out,
+                "DP-SGD settings: noise multiplier {:.4}, max grad norm {}, {} clipping, sample rate {:.6} \
+                 (expected batch size {}), {} steps of {} planned; ε {:.4} at δ {} from the {} accountant \
+                 (best order {}); the noisy gradient sum is {}.",
+                privacy.noise_multiplier, privacy.max_grad_norm, format!("{:?}", privacy.clipping).to_lowercase(),
+                privacy.sample_rate, privacy.expected_batch_size, privacy.steps, privacy.planned_steps,
+                privacy.epsilon, privacy.delta, privacy.accountant, privacy.order, privacy.normalization
+            );
+            if let Some(reference) = &privacy.non_private_reference {
+                let _ = writeln!(
+                    out,
+                    "\nA non-private model with the same seed and settings reaches test accuracy {} (ROC AUC {}), \
+                     against {} for the private model. Accuracy by group:\n",
+                    number(reference.test_accuracy), number(reference.test_roc_auc), number(report.metrics.test.accuracy)
+                );
+                let _ = writeln!(out, "| column | group | private | non-private | difference |");
+                let _ = writeln!(out, "|---|---|---|---|---|");
+                for (column, groups) in &reference.group_accuracy {
+                    for (group, accuracy) in groups {
+                        let private = reference.private_group_accuracy.get(column).and_then(|g| g.get(group)).copied().unwrap_or(f64::NAN);
+                        let _ = writeln!(
+                            out,
+                            "| {column} | {group} | {} | {} | {} |",
+                            number(private), number(*accuracy), number(private - accuracy)
+                        );
+                    }
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(out, "The model was trained without differential privacy: it carries no formal guarantee for the training records.");
+        }
+    }
+    if let Some(attack) = &report.membership_inference {
+        let _ = writeln!(
+            out,
+            "\nMembership inference ({}) on {} training and {} test rows: attack ROC AUC {}, advantage {} \
+             (TPR − FPR; 0 is chance), so the training run is at least {}-DP at δ {} with about 95% confidence{}.",
+            attack.attack, attack.members, attack.non_members, number(attack.auc), number(attack.advantage),
+            number(attack.epsilon_lower_bound), attack.delta,
+            match &report.privacy {
+                Some(privacy) => format!("; the proven upper bound is ε = {}", number(privacy.epsilon)),
+                None => String::new(),
+            }
         );
     }
 }

@@ -367,3 +367,145 @@ fn errors_do_not_panic_or_show_backtraces() {
     let data = write(&dir, "d.csv", "\u{0}\u{1}garbage");
     train_small(&dir, &data, &[]).failure().stderr(predicate::str::contains("panicked").not()).stderr(predicate::str::contains("zeren: error:"));
 }
+
+// Differential privacy.
+
+#[test]
+fn private_training_reports_guarantee() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("private");
+    zeren()
+        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "4", "--batch-size", "50"])
+        .args(["--dp-epsilon", "3", "--compare-non-private", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let report = read_json(&out.join("report.json"));
+    let privacy = &report["privacy"];
+    let epsilon = privacy["epsilon"].as_f64().unwrap();
+    assert!(epsilon <= 3.0 && epsilon > 2.9, "epsilon {epsilon}");
+    // German keeps 720 training rows after the test and validation splits: delta is the largest
+    // power of ten below 1/720.
+    assert_eq!(privacy["delta"].as_f64().unwrap(), 1e-3);
+    assert!(privacy["noise_multiplier"].as_f64().unwrap() > 0.0);
+    assert_eq!(privacy["max_grad_norm"].as_f64().unwrap(), 1.0);
+    assert_eq!(privacy["accountant"], "rdp");
+    assert_eq!(privacy["secure_noise"], true);
+    let steps = privacy["steps"].as_u64().unwrap();
+    let rows = report["data"]["rows"]["train"].as_f64().unwrap();
+    assert!((privacy["sample_rate"].as_f64().unwrap() - 50.0 / rows).abs() < 1e-12);
+    assert_eq!(steps, 4 * (rows / 50.0).round() as u64);
+    assert!(privacy["non_private_reference"]["group_accuracy"]["sex"]["female"].is_f64());
+    for field in ["auc", "advantage", "epsilon_lower_bound"] {
+        assert!(report["membership_inference"][field].is_f64(), "membership_inference.{field}");
+    }
+    let markdown = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("differentially private with respect to adding or removing any one of the"), "{markdown}");
+}
+
+#[test]
+fn early_stopped_private_run_counts_steps_run() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("private");
+    zeren()
+        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "200", "--patience", "1"])
+        .args(["--dp-epsilon", "2", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let report = read_json(&out.join("report.json"));
+    let epochs_run = report["training"]["epochs_run"].as_u64().unwrap();
+    assert!(epochs_run < 200, "early stopping never triggered");
+    let privacy = &report["privacy"];
+    assert_eq!(privacy["steps"].as_u64().unwrap(), epochs_run * (privacy["planned_steps"].as_u64().unwrap() / 200));
+    assert!(privacy["epsilon"].as_f64().unwrap() < 2.0);
+}
+
+#[test]
+fn seeded_private_run_warns_noise_is_not_secure() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("private");
+    zeren()
+        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "1", "--seed", "3", "--dp-epsilon", "5", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("not safe to release"));
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["privacy"]["secure_noise"], false);
+}
+
+#[test]
+fn invalid_privacy_settings_are_usage_errors() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("run");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--dp-epsilon=0"], "epsilon 0 is invalid"),
+        (&["--dp-epsilon=-1"], "epsilon -1 is invalid"),
+        (&["--dp-epsilon", "1", "--dp-delta", "1.5"], "delta 1.5 is invalid"),
+        (&["--dp-epsilon", "1", "--max-grad-norm", "0"], "max grad norm 0 is invalid"),
+        (&["--max-grad-norm", "2"], "need --dp-epsilon"),
+    ];
+    for (flags, message) in cases {
+        zeren()
+            .args(["train", "--dataset", "german", "--quiet", "--epochs", "1", "--out"])
+            .arg(&out)
+            .args(flags)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn large_delta_warns() {
+    let dir = TempDir::new().unwrap();
+    zeren()
+        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "1", "--dp-epsilon", "5", "--dp-delta", "0.01", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("is at least 1/N"));
+}
+
+#[test]
+fn privacy_epsilon_json_matches_opacus() {
+    let output = zeren()
+        .args(["privacy", "epsilon", "--sample-rate", "0.04", "--noise-multiplier", "1.5", "--steps", "2250", "--delta", "1e-5", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Opacus 1.6 RDPAccountant: 7.3291111714386545 at order 3.9.
+    assert!((value["epsilon"].as_f64().unwrap() - 7.329_111_171_438_654_5).abs() < 1e-8);
+    assert_eq!(value["order"].as_f64().unwrap(), 3.9);
+    assert_eq!(value["accountant"], "rdp");
+    assert_eq!(value["delta"].as_f64().unwrap(), 1e-5);
+}
+
+#[test]
+fn privacy_noise_json_never_overshoots() {
+    let output = zeren()
+        .args(["privacy", "noise", "--target-epsilon", "8", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sigma = value["noise_multiplier"].as_f64().unwrap();
+    assert!((sigma - 1.416).abs() < 0.002, "sigma {sigma}");
+    assert!(value["epsilon"].as_f64().unwrap() <= 8.0);
+}
+
+#[test]
+fn privacy_commands_reject_bad_values() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["epsilon", "--sample-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"], "sample rate 0 is invalid"),
+        (&["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "0", "--steps", "10", "--delta", "1e-5"], "noise multiplier 0 is invalid"),
+        (&["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "0"], "delta 0 is invalid"),
+        (&["noise", "--target-epsilon", "0.000001", "--sample-rate", "1", "--steps", "1000000", "--delta", "1e-5"], "cannot be reached"),
+    ];
+    for (flags, message) in cases {
+        zeren().arg("privacy").args(flags).assert().code(2).stderr(predicate::str::contains(message));
+    }
+}

@@ -21,6 +21,7 @@
 //! drawn from a generator the adversary cannot predict.
 
 pub mod calibrate;
+pub mod membership;
 pub mod rdp;
 mod special;
 

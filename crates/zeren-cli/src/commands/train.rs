@@ -7,14 +7,24 @@ use zeren_data::builtin::load_builtin;
 use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
 use zeren_fairness::classification::evaluate;
-use zeren_train::{MlpConfig, Rows, TrainConfig, device, fit, predict_probabilities};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use zeren_fairness::audit::FeatureAudit;
+use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
+use zeren_privacy::{calibrate, rdp};
+use zeren_train::dp::DpConfig;
+use zeren_train::{MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
 use crate::cli::TrainArgs;
-use crate::config::{default_out, merge_config_file, parse_delimiter, with_defaults};
+use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
 use crate::progress::Progress;
-use crate::report::{ColumnInfo, DataInfo, Metrics, ModelInfo, Report, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown};
+use crate::report::{
+    ColumnInfo, DataInfo, Metrics, ModelInfo, NonPrivateReference, PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION,
+    TrainingInfo, render_markdown,
+};
 use crate::run_dir::RunDirectory;
 
 /// The tables and task of a run, from a built-in dataset or from files.
@@ -34,7 +44,10 @@ struct Source {
 pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let args = with_defaults(merge_config_file(flags)?);
+    let merged = merge_config_file(flags)?;
+    // An explicit seed makes DP noise reproducible, and so predictable: record whether one was given.
+    let seed_given = merged.seed.is_some();
+    let args = with_defaults(merged);
     let source = load_source(&args)?;
 
     let mut column_kinds = BTreeMap::new();
@@ -86,6 +99,16 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         dp: None,
     };
     train_config.validate()?;
+    let dp_plan = match args.dp_epsilon {
+        Some(target) => Some(plan_private_training(&args, target, data.train.len(), seed_given.then_some(seed))?),
+        None => {
+            if args.compare_non_private || args.dp_delta.is_some() || args.max_grad_norm.is_some() {
+                return Err(CliError::usage("--dp-delta, --max-grad-norm and --compare-non-private need --dp-epsilon"));
+            }
+            None
+        }
+    };
+    let train_config = TrainConfig { dp: dp_plan.as_ref().map(|plan| plan.config.clone()), ..train_config };
     let threshold = args.decision_threshold.unwrap_or_default();
     if !(0.0..=1.0).contains(&threshold) {
         return Err(CliError::usage(format!("--decision-threshold {threshold} is invalid; use a probability in [0, 1]")));
@@ -109,7 +132,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         Ok(probabilities.into_iter().map(f64::from).collect())
     };
     let test_scores = score(&data.test)?;
-    let train_metrics = evaluate(&data.train.labels, &score(&data.train)?, threshold);
+    let train_scores = score(&data.train)?;
+    let train_metrics = evaluate(&data.train.labels, &train_scores, threshold);
     let validation_metrics =
         (!data.validation.is_empty()).then(|| Ok::<_, CliError>(evaluate(&data.validation.labels, &score(&data.validation)?, threshold))).transpose()?;
     let test_metrics = evaluate(&data.test.labels, &test_scores, threshold);
@@ -124,6 +148,26 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let audit_options = AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
     let predictions = Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
+
+    let delta = dp_plan.as_ref().map_or_else(|| default_delta(data.train.len()), |plan| plan.delta);
+    let membership_inference = membership_audit(&data, &train_scores, &test_scores, delta, seed);
+    let privacy = match (&dp_plan, &outcome.privacy) {
+        (Some(plan), Some(run)) => {
+            let reference = if args.compare_non_private {
+                let plain = TrainConfig { dp: None, ..train_config.clone() };
+                let baseline = fit(&model_config, &plain, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+                let scores: Vec<f64> = predict_probabilities(&baseline.model, &data.test.features.values, data.test.features.width, &device)?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect();
+                Some(non_private_reference(&data, &scores, threshold, &fairness)?)
+            } else {
+                None
+            };
+            Some(privacy_report(plan, run, reference)?)
+        }
+        _ => None,
+    };
 
     let weights = outcome.model.to_weights()?;
     let mut report = Report {
@@ -152,6 +196,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         },
         metrics: Metrics { decision_threshold: threshold, train: train_metrics, validation: validation_metrics, test: test_metrics },
         fairness,
+        privacy,
+        membership_inference,
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
@@ -159,6 +205,127 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let path = run_dir.commit()?;
     print_summary(&path, &report);
     Ok(())
+}
+
+/// The DP-SGD settings of a private run and what they were derived from.
+struct PrivatePlan {
+    config: DpConfig,
+    delta: f64,
+    target_epsilon: f64,
+    planned_steps: u64,
+}
+
+/// Calibrates the noise multiplier for `target_epsilon` over the planned steps of the run.
+fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noise_seed: Option<u64>) -> Result<PrivatePlan, CliError> {
+    let delta = args.dp_delta.unwrap_or_else(|| default_delta(rows));
+    if delta >= 1.0 / rows as f64 && delta < 1.0 {
+        tracing::warn!(
+            "--dp-delta {delta} is at least 1/N = {:.3e} for N = {rows} training rows; such a delta allows releasing a record outright, use a smaller one",
+            1.0 / rows as f64
+        );
+    }
+    let expected_batch_size = args.batch_size.unwrap_or_default().min(rows);
+    let sample_rate = expected_batch_size as f64 / rows as f64;
+    let steps_per_epoch = ((rows as f64 / expected_batch_size.max(1) as f64).round() as u64).max(1);
+    let planned_steps = args.epochs.unwrap_or_default() as u64 * steps_per_epoch;
+    let calibration = calibrate::noise_multiplier(target_epsilon, sample_rate, planned_steps, delta)?;
+
+    // Different from the seed of weights and batches, so the noise is not a copy of another stream.
+    let noise_seed = noise_seed.map(|seed| seed ^ 0x9e37_79b9_7f4a_7c15);
+    if noise_seed.is_some() {
+        tracing::warn!("--seed makes the DP noise reproducible and therefore predictable: the model is not safe to release; omit --seed for secure noise");
+    }
+    let config = DpConfig {
+        noise_multiplier: calibration.noise_multiplier,
+        max_grad_norm: args.max_grad_norm.unwrap_or_default(),
+        clipping: args.dp_clipping.unwrap_or_default(),
+        noise_seed,
+    };
+    config.validate()?;
+    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps })
+}
+
+fn privacy_report(plan: &PrivatePlan, run: &PrivateTraining, reference: Option<NonPrivateReference>) -> Result<PrivacyReport, CliError> {
+    let spent = rdp::epsilon(run.sample_rate, run.noise_multiplier, run.steps.max(1), plan.delta)?;
+    let rows = (run.expected_batch_size as f64 / run.sample_rate).round();
+    let noise = if run.secure_noise {
+        "noise drawn from ChaCha20 seeded by the operating system, which the adversary cannot predict".to_string()
+    } else {
+        "noise that the adversary cannot predict. WARNING: this run's noise was seeded (--seed), so anyone who knows the seed can remove it; the guarantee does not hold for a released model".to_string()
+    };
+    let guarantee = format!(
+        "The training algorithm is ({:.4}, {})-differentially private with respect to adding or removing any one of the {} training rows: \
+         whatever the other rows, one row changes the probability of any outcome of training by at most a factor e^{:.4}, except with probability {}. \
+         This assumes Poisson sampling (each row joins each step's batch independently with probability {:.6}, as implemented), \
+         per-example gradients clipped to norm {} and {}. It covers the model weights; it does not cover the validation rows used for \
+         early stopping, the test rows, or the preprocessing statistics (category lists, means and standard deviations) fitted on the \
+         training rows without noise.",
+        spent.epsilon, plan.delta, rows, spent.epsilon, plan.delta, run.sample_rate, run.max_grad_norm, noise
+    );
+    Ok(PrivacyReport {
+        epsilon: spent.epsilon,
+        delta: plan.delta,
+        noise_multiplier: run.noise_multiplier,
+        sample_rate: run.sample_rate,
+        steps: run.steps,
+        max_grad_norm: run.max_grad_norm,
+        accountant: "rdp",
+        order: spent.order,
+        target_epsilon: plan.target_epsilon,
+        planned_steps: plan.planned_steps,
+        expected_batch_size: run.expected_batch_size,
+        clipping: run.clipping,
+        secure_noise: run.secure_noise,
+        normalization: "divided by the expected batch size, as in Opacus",
+        guarantee,
+        non_private_reference: reference,
+    })
+}
+
+/// Runs the loss-threshold attack with as many training rows (a seeded sample) as test rows.
+fn membership_audit(data: &PreparedData, train_scores: &[f64], test_scores: &[f64], delta: f64, seed: u64) -> Option<MembershipInference> {
+    let loss = |p: f64, y: bool| {
+        let p = p.clamp(1e-12, 1.0 - 1e-12);
+        if y { -p.ln() } else { -(1.0 - p).ln() }
+    };
+    let mut members: Vec<usize> = (0..train_scores.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x3141));
+    members.shuffle(&mut rng);
+    members.truncate(test_scores.len());
+    let member_losses: Vec<f64> = members.iter().map(|&i| loss(train_scores[i], data.train.labels[i])).collect();
+    let non_member_losses: Vec<f64> = test_scores.iter().zip(&data.test.labels).map(|(&p, &y)| loss(p, y)).collect();
+    loss_threshold_attack(&member_losses, &non_member_losses, delta)
+}
+
+fn non_private_reference(
+    data: &PreparedData,
+    scores: &[f64],
+    threshold: f64,
+    private_fairness: &BTreeMap<String, FeatureAudit>,
+) -> Result<NonPrivateReference, CliError> {
+    let evaluation = evaluate(&data.test.labels, scores, threshold);
+    let predictions: Vec<bool> = scores.iter().map(|&p| p >= threshold).collect();
+    let features: Vec<SensitiveFeature> = data
+        .sensitive
+        .iter()
+        .zip(&data.test.groups)
+        .map(|(name, groups)| SensitiveFeature { name: name.clone(), groups: groups.clone() })
+        .collect();
+    let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
+    let input = Predictions { y_true: &data.test.labels, y_pred: &predictions, scores: None, weights: None };
+    let audits = if features.is_empty() { BTreeMap::new() } else { audit(input, &features, &options)? };
+    let accuracy_by_group = |audits: &BTreeMap<String, FeatureAudit>| -> BTreeMap<String, BTreeMap<String, f64>> {
+        data.sensitive
+            .iter()
+            .filter_map(|column| audits.get(column).map(|a| (column.clone(), a.groups.iter().map(|(g, m)| (g.clone(), m.accuracy)).collect())))
+            .collect()
+    };
+    Ok(NonPrivateReference {
+        test_accuracy: evaluation.accuracy,
+        test_roc_auc: evaluation.roc_auc,
+        group_accuracy: accuracy_by_group(&audits),
+        private_group_accuracy: accuracy_by_group(private_fairness),
+    })
 }
 
 fn load_source(args: &TrainArgs) -> Result<Source, CliError> {

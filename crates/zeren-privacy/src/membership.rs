@@ -1,0 +1,162 @@
+//! Membership-inference audit: how well a loss-threshold attack tells training records from
+//! held-out records, and the ε that its success implies.
+//!
+//! The attack (Yeom, Giacomelli, Fredrikson and Jha, "Privacy Risk in Machine Learning", CSF 2018)
+//! guesses "member" when a record's loss is below a threshold. For an (ε, δ)-DP training
+//! algorithm every such test satisfies `TPR ≤ e^ε FPR + δ` and `1 - FPR ≤ e^ε (1 - TPR) + δ`
+//! (Kairouz, Oh and Viswanath 2015, Theorem 2.1), so an observed pair bounds ε from below:
+//! `ε ≥ max(ln((TPR - δ) / FPR), ln((1 - FPR - δ) / (1 - TPR)))`. As in Jagielski, Ullman and
+//! Oprea, "Auditing Differentially Private Machine Learning" (NeurIPS 2020), the rates enter as
+//! one-sided 95% confidence bounds (here Wilson score bounds), so the bound holds with about 95%
+//! confidence rather than being a point estimate.
+
+use serde::Serialize;
+use zeren_fairness::classification::roc_auc;
+
+/// One-sided 95% standard normal quantile.
+const Z_95: f64 = 1.644_853_626_951_472_2;
+
+/// Result of the membership-inference audit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MembershipInference {
+    /// The attack.
+    pub attack: &'static str,
+    /// Training records attacked.
+    pub members: usize,
+    /// Held-out records attacked.
+    pub non_members: usize,
+    /// ROC AUC of the attack (0.5 is chance).
+    pub auc: f64,
+    /// Largest TPR − FPR over thresholds (0 is chance).
+    pub advantage: f64,
+    /// Lower bound on ε, with about 95% confidence, from the best threshold at `delta`.
+    pub epsilon_lower_bound: f64,
+    /// The δ used for the bound.
+    pub delta: f64,
+}
+
+/// Runs the loss-threshold attack on the per-record losses of members and non-members.
+///
+/// Returns `None` when either set is empty.
+pub fn loss_threshold_attack(member_losses: &[f64], non_member_losses: &[f64], delta: f64) -> Option<MembershipInference> {
+    if member_losses.is_empty() || non_member_losses.is_empty() {
+        return None;
+    }
+
+    // Score = -loss, so a higher score means "member".
+    let mut scored: Vec<(f64, bool)> = member_losses
+        .iter()
+        .map(|&l| (-l, true))
+        .chain(non_member_losses.iter().map(|&l| (-l, false)))
+        .collect();
+    let labels: Vec<bool> = scored.iter().map(|s| s.1).collect();
+    let scores: Vec<f64> = scored.iter().map(|s| s.0).collect();
+    let auc = roc_auc(&labels, &scores);
+
+    // Sweep thresholds from the highest score down; each distinct score is one threshold.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let members = member_losses.len() as f64;
+    let non_members = non_member_losses.len() as f64;
+    let mut true_positives = 0.0;
+    let mut false_positives = 0.0;
+    let mut advantage: f64 = 0.0;
+    let mut epsilon_lower_bound: f64 = 0.0;
+    for (index, &(score, member)) in scored.iter().enumerate() {
+        if member {
+            true_positives += 1.0;
+        } else {
+            false_positives += 1.0;
+        }
+        if scored.get(index + 1).is_some_and(|next| next.0 == score) {
+            continue;
+        }
+        let tpr = true_positives / members;
+        let fpr = false_positives / non_members;
+        advantage = advantage.max(tpr - fpr);
+
+        let tpr_low = wilson_bound(true_positives, members, false);
+        let fpr_high = wilson_bound(false_positives, non_members, true);
+        let bound = epsilon_from_rates(tpr_low, fpr_high, delta);
+        epsilon_lower_bound = epsilon_lower_bound.max(bound);
+    }
+
+    Some(MembershipInference {
+        attack: "loss threshold (Yeom et al. 2018)",
+        members: member_losses.len(),
+        non_members: non_member_losses.len(),
+        auc,
+        advantage,
+        epsilon_lower_bound,
+        delta,
+    })
+}
+
+/// Lower bound on ε implied by a test with these rates under (ε, δ)-DP; 0 when none.
+pub fn epsilon_from_rates(tpr: f64, fpr: f64, delta: f64) -> f64 {
+    let mut bound: f64 = 0.0;
+    if fpr > 0.0 && tpr - delta > 0.0 {
+        bound = bound.max(((tpr - delta) / fpr).ln());
+    }
+    if tpr < 1.0 && 1.0 - fpr - delta > 0.0 {
+        bound = bound.max(((1.0 - fpr - delta) / (1.0 - tpr)).ln());
+    }
+    bound
+}
+
+/// One-sided 95% Wilson score bound of a proportion `successes / trials`: the upper bound when
+/// `upper`, else the lower bound (Wilson 1927).
+fn wilson_bound(successes: f64, trials: f64, upper: bool) -> f64 {
+    let p = successes / trials;
+    let z2 = Z_95 * Z_95;
+    let centre = p + z2 / (2.0 * trials);
+    let spread = Z_95 * (p * (1.0 - p) / trials + z2 / (4.0 * trials * trials)).sqrt();
+    let denominator = 1.0 + z2 / trials;
+    let bound = if upper { (centre + spread) / denominator } else { (centre - spread) / denominator };
+    bound.clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_distributions_give_chance() {
+        let losses: Vec<f64> = (0..1000).map(|i| f64::from(i) / 1000.0).collect();
+        let result = loss_threshold_attack(&losses, &losses, 1e-5).unwrap();
+        assert!((result.auc - 0.5).abs() < 1e-9, "auc {}", result.auc);
+        assert!(result.advantage < 0.01, "advantage {}", result.advantage);
+        assert_eq!(result.epsilon_lower_bound, 0.0);
+    }
+
+    #[test]
+    fn separated_losses_give_perfect_attack() {
+        let members = vec![0.01; 500];
+        let non_members = vec![2.0; 500];
+        let result = loss_threshold_attack(&members, &non_members, 1e-5).unwrap();
+        assert_eq!(result.auc, 1.0);
+        assert_eq!(result.advantage, 1.0);
+        // TPR 1 and FPR 0 on 500 records each: the Wilson bounds are about 0.9946 and 0.0054,
+        // so ε ≥ ln(0.9946 / 0.0054) ≈ 5.2.
+        assert!(result.epsilon_lower_bound > 5.0, "bound {}", result.epsilon_lower_bound);
+        assert!(result.epsilon_lower_bound < 5.5, "bound {}", result.epsilon_lower_bound);
+    }
+
+    #[test]
+    fn rates_bound_epsilon() {
+        // TPR 0.6 and FPR 0.3 at δ = 0: ε ≥ max(ln 2, ln(0.7 / 0.4)) = ln 2.
+        assert!((epsilon_from_rates(0.6, 0.3, 0.0) - 2f64.ln()).abs() < 1e-12);
+        assert_eq!(epsilon_from_rates(0.3, 0.3, 0.0), 0.0);
+    }
+
+    #[test]
+    fn wilson_bounds_bracket_the_proportion() {
+        assert!(wilson_bound(30.0, 100.0, false) < 0.3);
+        assert!(wilson_bound(30.0, 100.0, true) > 0.3);
+        assert!(wilson_bound(0.0, 100.0, true) > 0.0);
+    }
+
+    #[test]
+    fn empty_sets_give_none() {
+        assert!(loss_threshold_attack(&[], &[1.0], 1e-5).is_none());
+    }
+}
