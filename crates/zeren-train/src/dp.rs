@@ -11,6 +11,8 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::mpsc;
+
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, Normal};
@@ -74,11 +76,53 @@ impl DpConfig {
     }
 }
 
-/// The generator of Poisson sampling and noise: ChaCha20, a cryptographically secure generator.
-pub fn noise_generator(seed: Option<u64>) -> ChaCha20Rng {
+/// The generator of Poisson sampling and noise: ChaCha20, a cryptographically secure generator,
+/// seeded from the operating system unless a seed is given. `stream` separates the sampling and
+/// noise generators of one seed.
+pub fn noise_generator(seed: Option<u64>, stream: u64) -> ChaCha20Rng {
     match seed {
-        Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+        Some(seed) => {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            rng.set_stream(stream);
+            rng
+        }
         None => ChaCha20Rng::from_os_rng(),
+    }
+}
+
+/// Draws `count` values from `N(0, std²)`.
+pub fn gaussian_noise(rng: &mut impl RngCore, count: usize, std: f64) -> Vec<f32> {
+    if std <= 0.0 {
+        return vec![0.0; count];
+    }
+    let normal = Normal::new(0.0f64, std).expect("a positive finite standard deviation");
+    (0..count).map(|_| normal.sample(rng) as f32).collect()
+}
+
+/// Gaussian noise for every step, drawn ahead on a second thread so that generating it overlaps
+/// with the gradient computation. The draws are the same as drawing in the training thread.
+pub struct NoiseStream {
+    receiver: mpsc::Receiver<Vec<f32>>,
+}
+
+impl NoiseStream {
+    /// Starts drawing vectors of `count` values from `N(0, std²)` with `rng`.
+    pub fn new(mut rng: ChaCha20Rng, count: usize, std: f64) -> Self {
+        // Two steps ahead is enough to hide the latency; more would only hold memory.
+        let (sender, receiver) = mpsc::sync_channel(2);
+        std::thread::spawn(move || {
+            while sender.send(gaussian_noise(&mut rng, count, std)).is_ok() {}
+        });
+        Self { receiver }
+    }
+
+    /// Returns the next step's noise.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error if the drawing thread has stopped.
+    pub fn next_step(&self) -> Result<Vec<f32>, TrainError> {
+        self.receiver.recv().map_err(|_| TrainError::Backend("the noise thread stopped".into()))
     }
 }
 
@@ -178,8 +222,9 @@ pub struct NoisyGradients {
     pub batch_size: usize,
 }
 
-/// Computes the DP-SGD gradient of one Poisson batch: per-example clipping, the clipped sum, one
-/// draw of `N(0, σ²C²)` noise per coordinate, and division by the expected batch size.
+/// Computes the DP-SGD gradient of one Poisson batch: per-example clipping, the clipped sum, the
+/// given `N(0, σ²C²)` noise (one value per parameter, layer by layer, weights before biases), and
+/// division by the expected batch size.
 ///
 /// Dividing by the expected rather than the actual batch size keeps the sensitivity of the
 /// result at `C / expected_batch_size` whatever the batch size, as in Opacus. An empty batch gives
@@ -188,14 +233,13 @@ pub struct NoisyGradients {
 /// # Errors
 ///
 /// Returns an error if the backend fails or the loss is not finite.
-#[allow(clippy::too_many_arguments)]
 pub fn noisy_gradients(
     model: &Mlp,
     batch: Option<(Tensor<2>, Tensor<1>, Option<Tensor<1>>)>,
     loss: LossKind,
     config: &DpConfig,
     expected_batch_size: f64,
-    rng: &mut impl RngCore,
+    noise: &[f32],
     device: &Device,
 ) -> Result<NoisyGradients, TrainError> {
     let layer_count = model.layers.len();
@@ -222,25 +266,37 @@ pub fn noisy_gradients(
         }
     }
 
-    let std = config.noise_multiplier * config.max_grad_norm;
-    let normal = Normal::new(0.0f64, std.max(f64::MIN_POSITIVE)).map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
-    let mut noise = |shape: Vec<usize>| {
+    if noise.len() != parameter_count(model) {
+        return Err(TrainError::InvalidConfig(format!(
+            "{} noise values for {} parameters",
+            noise.len(),
+            parameter_count(model)
+        )));
+    }
+    let mut offset = 0;
+    let mut take = |shape: Vec<usize>| {
         let count: usize = shape.iter().product();
-        let values: Vec<f32> = if std > 0.0 { (0..count).map(|_| normal.sample(rng) as f32).collect() } else { vec![0.0; count] };
+        let values = noise[offset..offset + count].to_vec();
+        offset += count;
         TensorData::new(values, shape)
     };
 
     let scale = 1.0 / expected_batch_size;
     let mut gradients = GradientsParams::new();
     for (layer, (weight_sum, bias_sum)) in model.layers.iter().zip(sums) {
-        let weight_noise = Tensor::<2>::from_data(noise(weight_sum.dims().to_vec()), device);
+        let weight_noise = Tensor::<2>::from_data(take(weight_sum.dims().to_vec()), device);
         gradients.register(layer.weight.id, (weight_sum + weight_noise).mul_scalar(scale));
         if let Some(bias) = &layer.bias {
-            let bias_noise = Tensor::<1>::from_data(noise(bias_sum.dims().to_vec()), device);
+            let bias_noise = Tensor::<1>::from_data(take(bias_sum.dims().to_vec()), device);
             gradients.register(bias.id, (bias_sum + bias_noise).mul_scalar(scale));
         }
     }
     Ok(NoisyGradients { gradients, loss_sum, batch_size })
+}
+
+/// Number of weights and biases of a network: the length of one step's noise.
+pub fn parameter_count(model: &Mlp) -> usize {
+    model.layers.iter().map(|l| l.weight.dims().iter().product::<usize>() + l.bias.as_ref().map_or(0, |b| b.dims()[0])).sum()
 }
 
 /// Clip factors `min(1, C / (‖∇_i‖ + 1e-6))`, shape `[rows, 1]`: one tensor for flat clipping,

@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::dp::{Clipping, DpConfig, noisy_gradients, per_example_gradient_norms, poisson_sample};
+use crate::dp::{Clipping, DpConfig, gaussian_noise, noisy_gradients, parameter_count, per_example_gradient_norms, poisson_sample};
 use crate::*;
 
 fn random_rows(rows: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
@@ -96,8 +96,8 @@ fn clipped_sum_equals_naive_clipping() {
     }
 
     let (inputs, targets) = tensors(&features, &labels, width, &device);
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &mut rng, &device).unwrap();
+    let noise = vec![0.0; parameter_count(&mlp)];
+    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
     assert_eq!(result.batch_size, 8);
     let mut index = 0;
     for layer in &mlp.layers {
@@ -120,7 +120,8 @@ fn noise_has_standard_deviation_sigma_c() {
     let config = DpConfig { noise_multiplier: 1.3, max_grad_norm: 2.0, clipping: Clipping::Flat, noise_seed: Some(1) };
     let expected_batch = 4.0;
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let result = noisy_gradients(&mlp, None, LossKind::Bce, &config, expected_batch, &mut rng, &device).unwrap();
+    let noise = gaussian_noise(&mut rng, parameter_count(&mlp), config.noise_multiplier * config.max_grad_norm);
+    let result = noisy_gradients(&mlp, None, LossKind::Bce, &config, expected_batch, &noise, &device).unwrap();
     let values = result.gradients.get::<2>(mlp.layers[0].weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap();
 
     let n = values.len() as f64;
@@ -178,8 +179,8 @@ fn per_layer_clipping_bounds_each_layer() {
     let mlp = model(width, vec![6], Activation::Relu, 11, &device);
     let config = DpConfig { noise_multiplier: 0.0, max_grad_norm: 1e-3, clipping: Clipping::PerLayer, noise_seed: Some(0) };
     let (inputs, targets) = tensors(&features, &labels, width, &device);
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &mut rng, &device).unwrap();
+    let noise = vec![0.0; parameter_count(&mlp)];
+    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
     let bound = 1e-3 / 2f64.sqrt();
     for layer in &mlp.layers {
         let weight = result.gradients.get::<2>(layer.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap();

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::dp::{Clipping, DpConfig, noise_generator, noisy_gradients, poisson_sample};
+use crate::dp::{Clipping, DpConfig, NoiseStream, noise_generator, noisy_gradients, parameter_count, poisson_sample};
 use crate::model::{Mlp, MlpConfig};
 
 /// Loss function.
@@ -237,18 +237,22 @@ pub fn fit(
     let expected_batch_size = config.batch_size.min(train.len());
     let sample_rate = expected_batch_size as f64 / train.len() as f64;
     let private_steps_per_epoch = ((train.len() as f64 / expected_batch_size as f64).round() as u64).max(1);
-    let mut noise_rng = config.dp.as_ref().map(|dp| noise_generator(dp.noise_seed));
+    let mut sampling_rng = config.dp.as_ref().map(|dp| noise_generator(dp.noise_seed, 0));
+    let noise_stream = config.dp.as_ref().map(|dp| {
+        NoiseStream::new(noise_generator(dp.noise_seed, 1), parameter_count(&model), dp.noise_multiplier * dp.max_grad_norm)
+    });
     let mut steps_run = 0u64;
 
     for epoch in 1..=config.epochs {
         let start = Instant::now();
         let mut loss_sum = 0.0;
         let mut loss_rows = 0usize;
-        if let (Some(dp), Some(noise_rng)) = (&config.dp, noise_rng.as_mut()) {
+        if let (Some(dp), Some(sampling_rng), Some(noise_stream)) = (&config.dp, sampling_rng.as_mut(), &noise_stream) {
             for _ in 0..private_steps_per_epoch {
-                let batch = poisson_sample(train.len(), sample_rate, noise_rng);
+                let batch = poisson_sample(train.len(), sample_rate, sampling_rng);
                 let tensors = (!batch.is_empty()).then(|| gather(train, &batch, &device));
-                let step = noisy_gradients(&model, tensors, config.loss, dp, expected_batch_size as f64, noise_rng, &device)
+                let noise = noise_stream.next_step()?;
+                let step = noisy_gradients(&model, tensors, config.loss, dp, expected_batch_size as f64, &noise, &device)
                     .map_err(|_| TrainError::Diverged { epoch, learning_rate: config.learning_rate })?;
                 loss_sum += step.loss_sum;
                 loss_rows += step.batch_size;
