@@ -40,11 +40,23 @@ pub enum PrivacyCommand {
 }
 
 /// Privacy accountant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AccountantKind {
     /// Rényi DP of the subsampled Gaussian (Mironov et al. 2019), converted with Balle et al. 2020.
     #[default]
     Rdp,
+    /// Privacy random variables composed by FFT (Gopi et al. 2021): tighter, with a stated error.
+    Prv,
+}
+
+impl From<AccountantKind> for zeren_privacy::Accountant {
+    fn from(kind: AccountantKind) -> Self {
+        match kind {
+            AccountantKind::Rdp => zeren_privacy::Accountant::Rdp,
+            AccountantKind::Prv => zeren_privacy::Accountant::Prv,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +226,9 @@ pub struct TrainArgs {
     /// Clipping scheme of DP-SGD (default flat).
     #[arg(long, value_enum)]
     pub dp_clipping: Option<Clipping>,
+    /// Privacy accountant that calibrates the noise and reports epsilon (default rdp).
+    #[arg(long, value_enum)]
+    pub dp_accountant: Option<AccountantKind>,
     /// With --dp-epsilon, also train a non-private model with the same seed and settings and
     /// report its per-group accuracy beside the private model's.
     #[arg(long)]

@@ -69,7 +69,7 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
         dataset, data, test_data, target, positive_label, sensitive, exclude, categorical, numeric,
         delimiter, missing_values, test_fraction, validation_fraction, out, seed, epochs, batch_size,
         learning_rate, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
-        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, device;
+        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, device;
         sensitive_as_features, no_header, allow_missing_groups, compare_non_private, quiet
     )
 }
@@ -95,6 +95,7 @@ pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
     if args.dp_epsilon.is_some() {
         args.max_grad_norm.get_or_insert(defaults::MAX_GRAD_NORM);
         args.dp_clipping.get_or_insert(Clipping::default());
+        args.dp_accountant.get_or_insert(crate::cli::AccountantKind::default());
     }
     if args.patience.is_none() && args.validation_fraction != Some(0.0) {
         args.patience = Some(defaults::PATIENCE);

@@ -46,8 +46,10 @@ pub struct PrivacyReport {
     pub steps: u64,
     pub max_grad_norm: f64,
     pub accountant: &'static str,
-    /// RDP order that gave ε.
-    pub order: f64,
+    /// RDP order that gave ε (RDP accountant only).
+    pub order: Option<f64>,
+    /// Width of the error interval of ε (PRV accountant only).
+    pub epsilon_error: Option<f64>,
     /// The ε the noise was calibrated for, over the planned steps.
     pub target_epsilon: f64,
     pub planned_steps: u64,
@@ -305,11 +307,17 @@ fn render_privacy(out: &mut String, report: &Report) {
             let _ = writeln!(
                 out,
                 "DP-SGD settings: noise multiplier {:.4}, max grad norm {}, {} clipping, sample rate {:.6} \
-                 (expected batch size {}), {} steps of {} planned; ε {:.4} at δ {} from the {} accountant \
-                 (best order {}); the noisy gradient sum is {}.",
+                 (expected batch size {}), {} steps of {} planned; ε {:.4} at δ {} from the {} accountant{}; \
+                 the noisy gradient sum is {}.",
                 privacy.noise_multiplier, privacy.max_grad_norm, format!("{:?}", privacy.clipping).to_lowercase(),
                 privacy.sample_rate, privacy.expected_batch_size, privacy.steps, privacy.planned_steps,
-                privacy.epsilon, privacy.delta, privacy.accountant, privacy.order, privacy.normalization
+                privacy.epsilon, privacy.delta, privacy.accountant,
+                match (privacy.order, privacy.epsilon_error) {
+                    (Some(order), _) => format!(" (best order {order})"),
+                    (_, Some(error)) => format!(" (an upper bound; error interval width {error:.4})"),
+                    _ => String::new(),
+                },
+                privacy.normalization
             );
             if let Some(reference) = &privacy.non_private_reference {
                 let _ = writeln!(

@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 
-use crate::PrivacyError;
-use crate::rdp;
+use crate::{Accountant, PrivacyError, rdp};
 
 /// Largest noise multiplier the search tries before declaring the target unreachable, as Opacus.
 pub const MAX_NOISE_MULTIPLIER: f64 = 2000.0;
@@ -18,8 +17,10 @@ pub struct Calibration {
     pub noise_multiplier: f64,
     /// The ε that σ gives; never above the target.
     pub epsilon: f64,
-    /// The RDP order of that ε.
-    pub order: f64,
+    /// The RDP order of that ε (RDP only).
+    pub order: Option<f64>,
+    /// Width of the PRV accountant's error interval (PRV only).
+    pub epsilon_error: Option<f64>,
 }
 
 /// Finds the smallest noise multiplier (to a relative 1e-6) whose RDP ε after `steps` steps at
@@ -63,7 +64,57 @@ pub fn noise_multiplier(target_epsilon: f64, sample_rate: f64, steps: u64, delta
             low = middle;
         }
     }
-    Ok(Calibration { noise_multiplier: high, epsilon: best.epsilon, order: best.order })
+    Ok(Calibration { noise_multiplier: high, epsilon: best.epsilon, order: Some(best.order), epsilon_error: None })
+}
+
+/// Relative width of the final bracket of the PRV search, coarser because each PRV evaluation
+/// takes about a second.
+const PRV_RELATIVE_TOLERANCE: f64 = 1e-3;
+
+/// Finds the smallest noise multiplier whose ε under `accountant` does not exceed the target.
+///
+/// For PRV, the RDP calibration gives the upper end of the bracket (RDP's ε is never below the
+/// PRV bound, so that σ already meets the target) and bisection lowers it while the PRV bound
+/// stays within the target.
+///
+/// # Errors
+///
+/// As [`noise_multiplier`].
+pub fn noise_multiplier_with(
+    accountant: Accountant,
+    target_epsilon: f64,
+    sample_rate: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<Calibration, PrivacyError> {
+    let by_rdp = noise_multiplier(target_epsilon, sample_rate, steps, delta)?;
+    if accountant == Accountant::Rdp {
+        return Ok(by_rdp);
+    }
+    let epsilon_at = |sigma: f64| crate::prv::epsilon(sample_rate, sigma, steps, delta);
+    let mut high = by_rdp.noise_multiplier;
+    let mut best = epsilon_at(high)?;
+    let mut low = high / 2.0;
+    loop {
+        let candidate = epsilon_at(low)?;
+        if candidate.epsilon > target_epsilon {
+            break;
+        }
+        high = low;
+        best = candidate;
+        low /= 2.0;
+    }
+    while high - low > PRV_RELATIVE_TOLERANCE * high {
+        let middle = (low + high) / 2.0;
+        let candidate = epsilon_at(middle)?;
+        if candidate.epsilon <= target_epsilon {
+            high = middle;
+            best = candidate;
+        } else {
+            low = middle;
+        }
+    }
+    Ok(Calibration { noise_multiplier: high, epsilon: best.epsilon, order: None, epsilon_error: Some(best.epsilon_error) })
 }
 
 #[cfg(test)]
@@ -93,6 +144,15 @@ mod tests {
     fn tiny_epsilon_with_full_batches_is_unreachable() {
         let error = noise_multiplier(1e-6, 1.0, 1_000_000, 1e-5).unwrap_err();
         assert!(matches!(error, PrivacyError::Unreachable { .. }), "{error}");
+    }
+
+    #[test]
+    fn prv_calibration_needs_less_noise_and_meets_target() {
+        let rdp = noise_multiplier_with(Accountant::Rdp, 1.0, 0.01, 100, 1e-5).unwrap();
+        let prv = noise_multiplier_with(Accountant::Prv, 1.0, 0.01, 100, 1e-5).unwrap();
+        assert!(prv.noise_multiplier < rdp.noise_multiplier, "{prv:?} {rdp:?}");
+        let check = crate::prv::epsilon(0.01, prv.noise_multiplier, 100, 1e-5).unwrap();
+        assert!(check.epsilon <= 1.0, "{check:?}");
     }
 
     #[test]

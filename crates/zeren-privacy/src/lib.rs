@@ -22,8 +22,60 @@
 
 pub mod calibrate;
 pub mod membership;
+pub mod prv;
 pub mod rdp;
 mod special;
+
+/// A privacy accountant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accountant {
+    /// Rényi DP (Mironov, Talwar and Zhang 2019) with the conversion of Balle et al. (2020).
+    #[default]
+    Rdp,
+    /// Privacy random variables composed by FFT (Gopi, Lee and Wutschitz 2021), tighter, with an
+    /// explicit error.
+    Prv,
+}
+
+impl Accountant {
+    /// The name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accountant::Rdp => "rdp",
+            Accountant::Prv => "prv",
+        }
+    }
+}
+
+/// ε from an accountant, with what the accountant adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Spent {
+    /// ε (an upper bound for both accountants).
+    pub epsilon: f64,
+    /// The RDP order that gave ε (RDP only).
+    pub order: Option<f64>,
+    /// Width of the PRV accountant's error interval (PRV only).
+    pub epsilon_error: Option<f64>,
+}
+
+/// Computes ε after `steps` steps of DP-SGD with the given accountant.
+///
+/// # Errors
+///
+/// Returns an error for invalid parameters.
+pub fn epsilon(accountant: Accountant, sample_rate: f64, noise_multiplier: f64, steps: u64, delta: f64) -> Result<Spent, PrivacyError> {
+    match accountant {
+        Accountant::Rdp => {
+            let spent = rdp::epsilon(sample_rate, noise_multiplier, steps, delta)?;
+            Ok(Spent { epsilon: spent.epsilon, order: Some(spent.order), epsilon_error: None })
+        }
+        Accountant::Prv => {
+            let spent = prv::epsilon(sample_rate, noise_multiplier, steps, delta)?;
+            Ok(Spent { epsilon: spent.epsilon, order: None, epsilon_error: Some(spent.epsilon_error) })
+        }
+    }
+}
 
 /// Errors from invalid privacy parameters.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,6 +98,11 @@ pub enum PrivacyError {
     /// No RDP order gives a finite ε.
     #[error("no finite epsilon: the noise multiplier is too small for this many steps; add noise or train fewer steps")]
     NoFiniteEpsilon,
+    /// The PRV accountant would need a larger grid than it allows.
+    #[error(
+        "the PRV accountant needs a grid of {points} points for these parameters, more than it allows; use the RDP accountant"
+    )]
+    GridTooLarge { points: usize },
     /// No noise multiplier up to the search limit reaches the target.
     #[error(
         "epsilon {target_epsilon} cannot be reached in {steps} steps at sample rate {sample_rate} with a noise multiplier up to 2000; \

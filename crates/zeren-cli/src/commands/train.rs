@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use zeren_fairness::audit::FeatureAudit;
 use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
-use zeren_privacy::{calibrate, rdp};
+use zeren_privacy::{Accountant, calibrate, epsilon};
 use zeren_train::dp::DpConfig;
 use zeren_train::{MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
@@ -213,6 +213,7 @@ struct PrivatePlan {
     delta: f64,
     target_epsilon: f64,
     planned_steps: u64,
+    accountant: Accountant,
 }
 
 /// Calibrates the noise multiplier for `target_epsilon` over the planned steps of the run.
@@ -228,7 +229,8 @@ fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noi
     let sample_rate = expected_batch_size as f64 / rows as f64;
     let steps_per_epoch = ((rows as f64 / expected_batch_size.max(1) as f64).round() as u64).max(1);
     let planned_steps = args.epochs.unwrap_or_default() as u64 * steps_per_epoch;
-    let calibration = calibrate::noise_multiplier(target_epsilon, sample_rate, planned_steps, delta)?;
+    let accountant = Accountant::from(args.dp_accountant.unwrap_or_default());
+    let calibration = calibrate::noise_multiplier_with(accountant, target_epsilon, sample_rate, planned_steps, delta)?;
 
     // Different from the seed of weights and batches, so the noise is not a copy of another stream.
     let noise_seed = noise_seed.map(|seed| seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -242,11 +244,11 @@ fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noi
         noise_seed,
     };
     config.validate()?;
-    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps })
+    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant })
 }
 
 fn privacy_report(plan: &PrivatePlan, run: &PrivateTraining, reference: Option<NonPrivateReference>) -> Result<PrivacyReport, CliError> {
-    let spent = rdp::epsilon(run.sample_rate, run.noise_multiplier, run.steps.max(1), plan.delta)?;
+    let spent = epsilon(plan.accountant, run.sample_rate, run.noise_multiplier, run.steps.max(1), plan.delta)?;
     let rows = (run.expected_batch_size as f64 / run.sample_rate).round();
     let noise = if run.secure_noise {
         "noise drawn from ChaCha20 seeded by the operating system, which the adversary cannot predict".to_string()
@@ -269,8 +271,9 @@ fn privacy_report(plan: &PrivatePlan, run: &PrivateTraining, reference: Option<N
         sample_rate: run.sample_rate,
         steps: run.steps,
         max_grad_norm: run.max_grad_norm,
-        accountant: "rdp",
+        accountant: plan.accountant.name(),
         order: spent.order,
+        epsilon_error: spent.epsilon_error,
         target_epsilon: plan.target_epsilon,
         planned_steps: plan.planned_steps,
         expected_batch_size: run.expected_batch_size,
