@@ -10,7 +10,7 @@ use zeren_train::{Activation, LossKind, OptimizerKind};
 
 /// Train neural networks with privacy, fairness and accountability built in.
 #[derive(Debug, Parser)]
-#[command(name = "zeren", version, about, long_about = None, args_override_self = true)]
+#[command(name = "zeren", version, about, long_about = None, args_override_self = true, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -130,10 +130,18 @@ pub fn parse_delimiter(value: &str) -> Result<u8, CliError> {
     }
 }
 
-/// Default run directory: `runs/NAME-YYYYMMDD-HHMMSS` in UTC.
+/// Default run directory: `runs/NAME-YYYYMMDD-HHMMSS` in UTC, with `-2`, `-3`, ... appended when
+/// a run of the same second exists.
 pub fn default_out(name: &str) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    PathBuf::from("runs").join(format!("{name}-{stamp}"))
+    let base = PathBuf::from("runs").join(format!("{name}-{stamp}"));
+    let mut candidate = base.clone();
+    let mut suffix = 2;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{}-{suffix}", base.display()));
+        suffix += 1;
+    }
+    candidate
 }
 
 #[cfg(test)]

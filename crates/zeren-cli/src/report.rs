@@ -192,7 +192,11 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(out, "- Test rows: {} from {}", data.rows.test, data.test_source);
     let _ = writeln!(out, "- Target: `{}`, positive label `{}`, negative label `{}`", data.target, data.positive_label, data.negative_label);
     let used = if data.sensitive_as_features { "used as model inputs" } else { "not used as model inputs" };
-    let _ = writeln!(out, "- Sensitive columns: {} ({used})", data.sensitive.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "));
+    if data.sensitive.is_empty() {
+        let _ = writeln!(out, "- Sensitive columns: none given, so the fairness audit was skipped");
+    } else {
+        let _ = writeln!(out, "- Sensitive columns: {} ({used})", data.sensitive.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "));
+    }
     let columns: Vec<String> = data.columns.iter().map(|c| format!("`{}` ({:?})", c.name, c.kind).to_lowercase()).collect();
     let _ = writeln!(out, "- Features: {} columns, {} model inputs: {}", data.columns.len(), data.inputs, columns.join(", "));
     for warning in &data.warnings {

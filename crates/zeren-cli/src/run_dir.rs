@@ -5,19 +5,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
+use std::os::unix::fs::PermissionsExt;
+
 use tempfile::TempDir;
 
 use crate::error::CliError;
 
-/// Temporary directories to remove if the process is interrupted (Ctrl-C).
+/// Temporary directories and files to remove if the process is interrupted (Ctrl-C or SIGTERM).
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Installs a Ctrl-C handler that removes unfinished run directories and exits with 130.
+/// Installs a handler for Ctrl-C and SIGTERM that removes unfinished outputs and exits with 130.
 pub fn remove_pending_on_interrupt() {
     let _ = ctrlc::set_handler(|| {
         if let Ok(pending) = PENDING.lock() {
             for path in pending.iter() {
-                let _ = fs::remove_dir_all(path);
+                if path.is_dir() {
+                    let _ = fs::remove_dir_all(path);
+                } else {
+                    let _ = fs::remove_file(path);
+                }
             }
         }
         eprintln!("zeren: interrupted; no output was written");
@@ -114,19 +120,41 @@ impl Drop for RunDirectory {
     }
 }
 
-/// Writes a file atomically: to a temporary file beside it, renamed into place when complete.
+/// Writes a new file atomically: to a temporary file beside it, renamed into place when complete.
+/// Missing parent directories are created; the file gets the usual `0644` permissions.
 ///
 /// # Errors
 ///
-/// Returns a failure when the file cannot be written or renamed.
+/// Returns a usage error when the file exists (nothing is overwritten), and a failure when it
+/// cannot be written or renamed.
 pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
+    if path.exists() {
+        return Err(CliError::usage(format!("{}: file already exists; choose another --out or remove it", path.display())));
+    }
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut file = tempfile::NamedTempFile::new_in(parent)
+    fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".zeren-partial-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(parent)
         .with_context(|| format!("{}: cannot create a file in this directory", parent.display()))?;
-    std::io::Write::write_all(&mut file, contents).with_context(|| format!("{}: cannot write", path.display()))?;
-    file.persist(path).map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", path.display())))?;
+    let staging = file.path().to_path_buf();
+    if let Ok(mut pending) = PENDING.lock() {
+        pending.push(staging.clone());
+    }
+    let result = std::io::Write::write_all(&mut file, contents)
+        .with_context(|| format!("{}: cannot write", path.display()))
+        .and_then(|()| {
+            file.persist_noclobber(path)
+                .map(|_| ())
+                .map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", path.display())))
+        });
+    if let Ok(mut pending) = PENDING.lock() {
+        pending.retain(|p| *p != staging);
+    }
+    result?;
     Ok(())
 }

@@ -509,3 +509,118 @@ fn privacy_commands_reject_bad_values() {
         zeren().arg("privacy").args(flags).assert().code(2).stderr(predicate::str::contains(message));
     }
 }
+
+// Found by trying the tool as a new user.
+
+#[test]
+fn audit_rejects_absent_positive_label() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "p.csv", "label,pred,g\nyes,no,a\nno,no,b\nyes,yes,a\n");
+    zeren()
+        .args(["audit", "--data"])
+        .arg(&data)
+        .args(["--label", "label", "--prediction", "pred", "--sensitive", "g", "--positive-label", "maybe"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("positive label 'maybe' not found in column 'label' (values: no, yes)"));
+}
+
+#[test]
+fn audit_rejects_predictions_in_other_labels() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "p.csv", "label,pred,g\nyes,1,a\nno,0,b\n");
+    zeren()
+        .args(["audit", "--data"])
+        .arg(&data)
+        .args(["--label", "label", "--prediction", "pred", "--sensitive", "g", "--positive-label", "yes"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("column 'pred' has values (0, 1) that are not labels of column 'label' (no, yes)"));
+}
+
+#[test]
+fn audit_matches_true_false_in_any_case() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "p.csv", "label,pred,g\nTrue,TRUE,a\nfalse,False,a\ntrue,false,b\nFALSE,true,b\n");
+    let output = zeren()
+        .args(["audit", "--data"])
+        .arg(&data)
+        .args(["--label", "label", "--prediction", "pred", "--sensitive", "g", "--bootstrap", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let audit: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(audit["g"]["groups"]["a"]["accuracy"], 1.0);
+    assert_eq!(audit["g"]["groups"]["b"]["accuracy"], 0.0);
+}
+
+#[test]
+fn resolved_config_reruns_from_anywhere() {
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    fs::create_dir(&data_dir).unwrap();
+    fs::write(data_dir.join("train.csv"), small_csv(60)).unwrap();
+    zeren()
+        .current_dir(&data_dir)
+        .args(["train", "--data", "train.csv", "--target", "y", "--positive-label", "yes", "--sensitive", "性别"])
+        .args(["--epochs", "2", "--bootstrap", "0", "--quiet", "--seed", "5", "--out", "../first"])
+        .assert()
+        .success();
+    zeren()
+        .current_dir(dir.path())
+        .args(["train", "--config", "first/config.toml", "--out", "second"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(dir.path().join("first/model.json")).unwrap(), fs::read(dir.path().join("second/model.json")).unwrap());
+}
+
+#[test]
+fn zero_width_hidden_layer_is_usage_error() {
+    let dir = TempDir::new().unwrap();
+    zeren()
+        .args(["train", "--dataset", "german", "--hidden", "0", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("hidden layer 1 has width 0"));
+}
+
+#[test]
+fn predict_keeps_existing_output_file() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    train_small(&dir, &data, &[]).success();
+    let out = write(&dir, "scored.csv", "precious");
+    zeren()
+        .args(["predict", "--model"])
+        .arg(dir.path().join("run"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("file already exists"));
+    assert_eq!(fs::read_to_string(&out).unwrap(), "precious");
+}
+
+#[test]
+fn terminated_run_leaves_nothing() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("run");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zeren"))
+        .args(["train", "--dataset", "adult", "--epochs", "500", "--patience", "500", "--quiet", "--out"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    // Wait until the staging directory exists, so the signal arrives mid-run.
+    let started = std::time::Instant::now();
+    while !fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".zeren-partial")) {
+        assert!(started.elapsed().as_secs() < 60, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_written(&dir, &out);
+}

@@ -207,7 +207,9 @@ pub fn prepare(train_table: &Table, test_table: Option<&Table>, options: &Prepar
             if !options.allow_missing_groups {
                 return Err(error);
             }
-            warnings.push(error.to_string());
+            warnings.push(format!(
+                "{test_source}, column '{column}': group '{group}' has training rows but none in the test split, so it is not audited"
+            ));
         }
     }
     for (column, count) in &test.features.unseen {

@@ -188,18 +188,20 @@ impl FeatureEncoder {
             let column = table.column_index(name)?;
             let encoding = match kind {
                 ColumnKind::Numeric => {
-                    let mut sum = 0.0;
-                    let mut sum_squares = 0.0;
+                    // Welford's online algorithm: E[x²] - E[x]² would cancel catastrophically for
+                    // values with a large offset, such as millisecond timestamps.
+                    let mut mean = 0.0;
+                    let mut squared_deviations = 0.0;
                     let mut count = 0usize;
                     for &row in rows {
                         if let Some(x) = parse_number(table, column, row)? {
-                            sum += x;
-                            sum_squares += x * x;
                             count += 1;
+                            let delta = x - mean;
+                            mean += delta / count as f64;
+                            squared_deviations += delta * (x - mean);
                         }
                     }
-                    let mean = if count > 0 { sum / count as f64 } else { 0.0 };
-                    let variance = if count > 0 { (sum_squares / count as f64 - mean * mean).max(0.0) } else { 0.0 };
+                    let variance = if count > 0 { squared_deviations / count as f64 } else { 0.0 };
                     let std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
                     FeatureEncoding::Numeric { column: name.clone(), mean, std }
                 }
@@ -397,6 +399,16 @@ mod tests {
         let other = table("a,c\n1,x\n");
         let error = encoder.transform(&other, &[0]).unwrap_err();
         assert!(error.to_string().contains("missing column(s) b"), "{error}");
+    }
+
+    #[test]
+    fn large_offset_keeps_exact_scale() {
+        // Millisecond timestamps: 1e12 + 0..4 has population standard deviation sqrt(2).
+        let t = table("ts\n1000000000000\n1000000000001\n1000000000002\n1000000000003\n1000000000004\n");
+        let encoder = FeatureEncoder::fit(&t, &[("ts".to_string(), ColumnKind::Numeric)], &[0, 1, 2, 3, 4]).unwrap();
+        let FeatureEncoding::Numeric { mean, std, .. } = &encoder.features[0] else { panic!("numeric expected") };
+        assert_eq!(*mean, 1_000_000_000_002.0);
+        assert!((std - 2f64.sqrt()).abs() < 1e-9, "std {std}");
     }
 
     #[test]

@@ -31,21 +31,25 @@ pub enum DataError {
     Empty { source_name: String },
 
     /// A requested column is not in the file.
-    #[error("{source_name}: column '{column}' not found; available columns: {}", available.join(", "))]
+    #[error(
+        "{source_name}: column '{column}' not found; available columns: {}{}",
+        available.join(", "),
+        delimiter_hint(available)
+    )]
     UnknownColumn { source_name: String, column: String, available: Vec<String> },
 
     /// A column that looks numeric contains text.
     #[error(
         "{source_name}, column '{column}', line {line}: value '{value}' is not a number, but {numeric} of \
-         {total} values in this column are; fix the value, list it as a missing-value token \
-         (--missing-values), or declare the column categorical (--categorical {column})"
+         {total} values in this column are; fix the value, or train with it listed as missing \
+         (--missing-values='?,NA,N/A,{value}') or with the column declared categorical (--categorical '{column}')"
     )]
     TextInNumericColumn { source_name: String, column: String, line: u64, value: String, numeric: usize, total: usize },
 
     /// A numeric value is NaN or infinite.
     #[error(
         "{source_name}, column '{column}', line {line}: value '{value}' is not a finite number; \
-         replace it, or list it as a missing-value token (--missing-values {value})"
+         replace it, or train with it listed as missing (--missing-values='?,NA,N/A,{value}')"
     )]
     NonFinite { source_name: String, column: String, line: u64, value: String },
 
@@ -115,6 +119,16 @@ pub enum DataError {
     /// A built-in dataset could not be decoded.
     #[error("built-in dataset '{name}' is damaged: {message}; reinstall zeren")]
     Builtin { name: String, message: String },
+}
+
+/// A hint when the header was read as one column that contains another likely delimiter.
+fn delimiter_hint(columns: &[String]) -> &'static str {
+    match columns {
+        [only] if only.contains(';') => " (the header looks ';'-separated: pass --delimiter ';')",
+        [only] if only.contains('\t') => " (the header looks tab-separated: pass --delimiter tab)",
+        [only] if only.contains('|') => " (the header looks '|'-separated: pass --delimiter '|')",
+        _ => "",
+    }
 }
 
 impl DataError {

@@ -45,7 +45,36 @@ pub struct MlpConfig {
     pub activation: Activation,
 }
 
+/// Largest number of parameters a network may have: 2^30 `f32` values, 4 GiB of weights.
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
 impl MlpConfig {
+    /// Checks the layer widths.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TrainError::InvalidConfig`] for a hidden layer of width 0 or a network with more
+    /// than [`MAX_PARAMETERS`] parameters.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if let Some(position) = self.hidden.iter().position(|&width| width == 0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "hidden layer {} has width 0; every hidden layer needs at least 1 unit",
+                position + 1
+            )));
+        }
+        let parameters = self
+            .layer_sizes()
+            .windows(2)
+            .try_fold(0usize, |total, w| w[0].checked_mul(w[1]).and_then(|n| n.checked_add(w[1])).and_then(|n| total.checked_add(n)));
+        match parameters {
+            Some(count) if count <= MAX_PARAMETERS => Ok(()),
+            _ => Err(TrainError::InvalidConfig(format!(
+                "hidden layers {:?} give more than {MAX_PARAMETERS} parameters; use smaller layers",
+                self.hidden
+            ))),
+        }
+    }
+
     /// Number of trainable parameters (weights and biases).
     pub fn parameter_count(&self) -> usize {
         self.layer_sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum()

@@ -212,6 +212,7 @@ pub fn fit(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<TrainingOutcome, TrainError> {
     config.validate()?;
+    model_config.validate()?;
     check_rows("training", train, model_config.inputs)?;
     check_rows("validation", validation, model_config.inputs)?;
     if train.is_empty() {

@@ -20,8 +20,33 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
     let sensitive: Vec<usize> = args.sensitive.iter().map(|c| table.column_index(c)).collect::<Result<_, _>>()?;
 
     let positive = positive_label(&table, label, prediction, args.positive_label.as_deref())?;
-    let y_true = binary_column(&table, label, &positive)?;
-    let y_pred = binary_column(&table, prediction, &positive)?;
+    // true/false labels are matched without regard to case (True, TRUE, true).
+    let fold_case = positive.eq_ignore_ascii_case("true");
+    let label_values = distinct_values(&table, label, fold_case)?;
+    let prediction_values = distinct_values(&table, prediction, fold_case)?;
+    let key = |value: &str| if fold_case { value.to_lowercase() } else { value.to_string() };
+    if !label_values.contains(&key(&positive)) && !prediction_values.contains(&key(&positive)) {
+        return Err(CliError::usage(format!(
+            "{}: positive label '{positive}' not found in column '{}' (values: {}); pass one of them to --positive-label",
+            table.source,
+            args.label,
+            label_values.iter().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let foreign: Vec<&String> = prediction_values.iter().filter(|v| !label_values.contains(*v) && **v != key(&positive)).collect();
+    if !foreign.is_empty() {
+        return Err(CliError::usage(format!(
+            "{}: column '{}' has values ({}) that are not labels of column '{}' ({}); predictions must use the same labels{}",
+            table.source,
+            args.prediction,
+            foreign.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "),
+            args.label,
+            label_values.iter().cloned().collect::<Vec<_>>().join(", "),
+            if table.columns.iter().any(|c| c == "probability") { "; for scores, use --score" } else { "" }
+        )));
+    }
+    let y_true: Vec<bool> = table.rows.iter().map(|r| key(&r[label]) == key(&positive)).collect();
+    let y_pred: Vec<bool> = table.rows.iter().map(|r| key(&r[prediction]) == key(&positive)).collect();
     let scores = args.score.as_ref().map(|c| number_column(&table, c, false)).transpose()?;
     let weights = args.sample_weight.as_ref().map(|c| number_column(&table, c, true)).transpose()?;
 
@@ -70,10 +95,10 @@ fn positive_label(table: &Table, label: usize, prediction: usize, given: Option<
     )))
 }
 
-fn binary_column(table: &Table, column: usize, positive: &str) -> Result<Vec<bool>, CliError> {
+/// The (at most two) distinct values of a label column, lowercased when `fold_case`.
+fn distinct_values(table: &Table, column: usize, fold_case: bool) -> Result<BTreeSet<String>, CliError> {
     let name = &table.columns[column];
     let mut values = BTreeSet::new();
-    let mut out = Vec::with_capacity(table.len());
     for (row, line) in table.rows.iter().zip(&table.lines) {
         let value = &row[column];
         if table.is_missing(value) {
@@ -82,18 +107,18 @@ fn binary_column(table: &Table, column: usize, positive: &str) -> Result<Vec<boo
                 table.source
             )));
         }
-        values.insert(value.as_str());
-        if values.len() > 2 {
-            let listed: Vec<&str> = values.iter().copied().collect();
+        let value = if fold_case { value.to_lowercase() } else { value.clone() };
+        if values.len() == 2 && !values.contains(&value) {
+            let listed: Vec<String> = values.iter().cloned().collect();
             return Err(CliError::Failure(anyhow::anyhow!(
                 "{}, column '{name}', line {line}: a third distinct value '{value}' (after {}); the audit needs binary labels",
                 table.source,
-                listed.iter().filter(|v| **v != value).copied().collect::<Vec<_>>().join(", ")
+                listed.join(", ")
             )));
         }
-        out.push(value.eq_ignore_ascii_case(positive));
+        values.insert(value);
     }
-    Ok(out)
+    Ok(values)
 }
 
 fn number_column(table: &Table, name: &str, non_negative: bool) -> Result<Vec<f64>, CliError> {
@@ -107,9 +132,10 @@ fn number_column(table: &Table, name: &str, non_negative: bool) -> Result<Vec<f6
             match value.parse::<f64>() {
                 Ok(x) if x.is_finite() && (!non_negative || x >= 0.0) => Ok(x),
                 _ => Err(CliError::Failure(anyhow::anyhow!(
-                    "{}, column '{name}', line {line}: value '{value}' is not a {}number",
+                    "{}, column '{name}', line {line}: value '{value}' is not a {}number; {}",
                     table.source,
-                    if non_negative { "finite non-negative " } else { "finite " }
+                    if non_negative { "finite non-negative " } else { "finite " },
+                    if non_negative { "sample weights must be numbers of 0 or more" } else { "--score needs a column of scores or probabilities" }
                 ))),
             }
         })

@@ -27,6 +27,9 @@ use crate::report::{
 };
 use crate::run_dir::RunDirectory;
 
+/// Test rows below which a group's rates are flagged as unreliable.
+const SMALL_GROUP: usize = 30;
+
 /// The tables and task of a run, from a built-in dataset or from files.
 struct Source {
     name: String,
@@ -72,12 +75,31 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         seed,
         allow_missing_groups: args.allow_missing_groups,
     };
+    if source.test.is_none() && prepare_options.test_fraction == 0.0 {
+        return Err(CliError::usage("--test-fraction 0 leaves no test rows; give a share above 0 or a --test-data file"));
+    }
     let data = prepare(&source.train, source.test.as_ref(), &prepare_options)?;
     for warning in &data.warnings {
         tracing::warn!("{warning}");
     }
     if data.sensitive.is_empty() {
         tracing::warn!("no sensitive columns were given (--sensitive), so the fairness audit is skipped");
+    }
+    if data.test.labels.iter().all(|&y| y == data.test.labels[0]) {
+        tracing::warn!(
+            "every test row has the same label, so ROC AUC, TPR or FPR are undefined; use a larger or stratified test split"
+        );
+    }
+    for (column, groups) in data.sensitive.iter().zip(&data.test.groups) {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for group in groups {
+            *counts.entry(group.as_str()).or_default() += 1;
+        }
+        for (group, count) in counts.into_iter().filter(|(_, count)| *count < SMALL_GROUP) {
+            tracing::warn!(
+                "column '{column}': group '{group}' has only {count} test rows, so its rates and the disparities it drives are unreliable; see the confidence intervals"
+            );
+        }
     }
 
     let model_config = MlpConfig {
@@ -99,6 +121,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         dp: None,
     };
     train_config.validate()?;
+    model_config.validate()?;
     let dp_plan = match args.dp_epsilon {
         Some(target) => Some(plan_private_training(&args, target, data.train.len(), seed_given.then_some(seed))?),
         None => {
@@ -117,7 +140,10 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let device = device::select(device_kind)?;
 
     // Claim the output directory before the long part, so a clash is reported at once.
-    let out = args.out.clone().unwrap_or_else(|| default_out(&source.name));
+    let out = match args.out.clone() {
+        Some(out) => out,
+        None => default_out(&source.name),
+    };
     let run_dir = RunDirectory::create(&out)?;
 
     let progress = Progress::new(train_config.epochs, args.quiet);
@@ -444,9 +470,18 @@ fn write_run(
     };
     run_dir.write(artifacts::PREPROCESSING_FILE, to_json(&preprocessing)?)?;
 
+    // Absolute data paths and the task of a built-in dataset make the file rerunnable from anywhere.
     let mut resolved = args.clone();
     resolved.config = None;
     resolved.out = None;
+    for path in [&mut resolved.data, &mut resolved.test_data].into_iter().flatten() {
+        if let Ok(absolute) = std::fs::canonicalize(&*path) {
+            *path = absolute;
+        }
+    }
+    resolved.target = Some(source.target.clone());
+    resolved.positive_label = Some(source.positive_label.clone());
+    resolved.sensitive = Some(source.sensitive.clone());
     let config = toml::to_string(&resolved).map_err(|e| CliError::Failure(e.into()))?;
     run_dir.write(artifacts::CONFIG_FILE, format!("# Resolved configuration of this run; rerun with `zeren train --config config.toml --out NEW_DIR`.\n{config}"))?;
 
