@@ -5,7 +5,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::dp::{Clipping, DpConfig, gaussian_noise, noisy_gradients, parameter_count, per_example_gradient_norms, poisson_sample};
+use crate::dp::{
+    Clipping, DpConfig, OutputGradients, gaussian_noise, noisy_gradients, parameter_count, per_example_gradient_norms, poisson_sample,
+};
 use crate::*;
 
 fn random_rows(rows: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
@@ -61,12 +63,14 @@ fn fast_norms_equal_per_example_backward() {
         let width = 5;
         let (features, labels) = random_rows(6, width, 1);
         let mlp = model(width, hidden.clone(), activation, 2, &device);
-        let (inputs, targets) = tensors(&features, &labels, width, &device);
-        let fast = per_example_gradient_norms(&mlp, inputs, targets, loss).unwrap();
-        for (row, &fast_norm) in fast.iter().enumerate() {
-            let naive = norm(&naive_gradients(&mlp, &features[row * width..(row + 1) * width], labels[row], width, loss, &device));
-            let relative = (f64::from(fast_norm) - naive).abs() / naive.max(1e-12);
-            assert!(relative < 1e-5, "{hidden:?} {activation:?} row {row}: fast {fast_norm}, naive {naive}");
+        for method in [OutputGradients::Probes, OutputGradients::Analytic] {
+            let (inputs, targets) = tensors(&features, &labels, width, &device);
+            let fast = per_example_gradient_norms(&mlp, inputs, targets, loss, method).unwrap();
+            for (row, &fast_norm) in fast.iter().enumerate() {
+                let naive = norm(&naive_gradients(&mlp, &features[row * width..(row + 1) * width], labels[row], width, loss, &device));
+                let relative = (f64::from(fast_norm) - naive).abs() / naive.max(1e-12);
+                assert!(relative < 1e-5, "{method:?} {hidden:?} {activation:?} row {row}: fast {fast_norm}, naive {naive}");
+            }
         }
     }
 }

@@ -25,11 +25,21 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, x: Tensor<2>) -> Tensor<2> {
+    pub(crate) fn apply(self, x: Tensor<2>) -> Tensor<2> {
         match self {
             Activation::Relu => activation::relu(x),
             Activation::Tanh => activation::tanh(x),
             Activation::Sigmoid => activation::sigmoid(x),
+        }
+    }
+
+    /// The derivative at the pre-activation, written in terms of the activation's output `a`:
+    /// `1[a > 0]` for ReLU, `1 - a²` for tanh, `a (1 - a)` for the sigmoid.
+    pub(crate) fn derivative_from_output(self, a: Tensor<2>) -> Tensor<2> {
+        match self {
+            Activation::Relu => a.greater_elem(0.0).float(),
+            Activation::Tanh => a.square().neg().add_scalar(1.0),
+            Activation::Sigmoid => a.clone() * a.neg().add_scalar(1.0),
         }
     }
 }
