@@ -27,7 +27,7 @@ use crate::train::{LossKind, per_example_loss};
 /// Added to norms before dividing, as Opacus does, so a zero gradient does not divide by zero.
 const NORM_EPSILON: f64 = 1e-6;
 
-/// How gradients are clipped.
+/// Gradient clipping scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
@@ -50,7 +50,7 @@ pub struct DpConfig {
     /// Clipping scheme.
     pub clipping: Clipping,
     /// Seed of the sampling and noise generator. `None` seeds ChaCha20 from the operating system,
-    /// which the guarantee assumes; a seed makes the noise predictable to anyone who knows it.
+    /// which the guarantee assumes; a seed makes the noise predictable to anyone who has it.
     pub noise_seed: Option<u64>,
 }
 
@@ -168,7 +168,7 @@ struct PerExample {
     loss_sum: f64,
 }
 
-/// How the per-example output gradients are obtained.
+/// Method that yields the per-example output gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputGradients {
     /// One autodiff backward pass through zero probes on each layer's output: works for any
@@ -176,8 +176,8 @@ pub enum OutputGradients {
     Probes,
     /// Backpropagation written out for the MLP on the plain (non-autodiff) device:
     /// `G_L = ∂ℓ/∂z` in closed form and `G_l = (G_(l+1) W_(l+1)ᵀ) ⊙ act'(z_l)`. It gives the same
-    /// values as `Probes` without the autodiff graph, which roughly halves a DP-SGD step on small
-    /// models, so training uses it.
+    /// values as `Probes` without the autodiff graph, which makes a DP-SGD epoch on the Adult MLP
+    /// about a quarter faster (BENCHMARKS.md), so training uses it.
     Analytic,
 }
 
