@@ -1,0 +1,102 @@
+use super::*;
+
+fn found(text: &str) -> Vec<(EntityType, &str, f64)> {
+    Scanner::new().scan(text).into_iter().map(|f| (f.entity, &text[f.start..f.end], f.score)).collect()
+}
+
+fn entities(text: &str) -> Vec<(EntityType, &str)> {
+    found(text).into_iter().map(|(e, s, _)| (e, s)).collect()
+}
+
+#[test]
+fn finds_chinese_mobile_with_context() {
+    let result = found("请拨打手机 138 1234 5678 联系我");
+    assert_eq!(result.len(), 1);
+    assert_eq!(result[0].0, EntityType::PhoneNumber);
+    assert_eq!(result[0].1, "138 1234 5678");
+    assert!(result[0].2 > 0.9, "context should raise the score: {}", result[0].2);
+}
+
+#[test]
+fn finds_mobile_with_country_code() {
+    assert_eq!(entities("call +86 13912345678 now"), vec![(EntityType::PhoneNumber, "+86 13912345678")]);
+}
+
+#[test]
+fn full_width_number_keeps_original_offsets() {
+    let text = "电话：１３９１２３４５６７８";
+    let findings = Scanner::new().scan(text);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(&text[findings[0].start..findings[0].end], "１３９１２３４５６７８");
+    assert_eq!(findings[0].start, "电话：".len());
+}
+
+#[test]
+fn resident_id_needs_valid_check_digit() {
+    assert_eq!(entities("身份证号11010519491231002X。"), vec![(EntityType::CnResidentId, "11010519491231002X")]);
+    assert!(entities("编号110105194912310021").iter().all(|(e, _)| *e != EntityType::CnResidentId));
+}
+
+#[test]
+fn cards_need_luhn() {
+    assert_eq!(entities("card 4111 1111 1111 1111 expires"), vec![(EntityType::CreditCard, "4111 1111 1111 1111")]);
+    assert_eq!(entities("银联卡号6217000012345678907"), vec![(EntityType::CreditCard, "6217000012345678907")]);
+    assert!(entities("order 4111 1111 1111 1112").is_empty());
+}
+
+#[test]
+fn finds_email_url_and_addresses() {
+    let text = "Mail li.wei@example.com, see https://example.org/a?b=1. Host 192.168.1.20 or 2001:db8::1, MAC 00:1A:2B:3C:4D:5E";
+    let result = entities(text);
+    assert!(result.contains(&(EntityType::EmailAddress, "li.wei@example.com")), "{result:?}");
+    assert!(result.contains(&(EntityType::Url, "https://example.org/a?b=1")), "{result:?}");
+    assert!(result.contains(&(EntityType::IpAddress, "192.168.1.20")), "{result:?}");
+    assert!(result.contains(&(EntityType::IpAddress, "2001:db8::1")), "{result:?}");
+    assert!(result.contains(&(EntityType::MacAddress, "00:1A:2B:3C:4D:5E")), "{result:?}");
+}
+
+#[test]
+fn rejects_invalid_ip_and_clock_times() {
+    assert!(entities("version 999.1.2.3 at 12:30:45").is_empty());
+}
+
+#[test]
+fn finds_iban_ssn_and_uscc() {
+    assert_eq!(entities("IBAN GB82 WEST 1234 5698 7654 32."), vec![(EntityType::IbanCode, "GB82 WEST 1234 5698 7654 32")]);
+    assert_eq!(entities("SSN 123-45-6789"), vec![(EntityType::UsSsn, "123-45-6789")]);
+    assert!(entities("SSN 666-45-6789").is_empty());
+    assert_eq!(entities("统一社会信用代码：91350100M000100Y43"), vec![(EntityType::CnUscc, "91350100M000100Y43")]);
+}
+
+#[test]
+fn passport_and_birth_date_need_context() {
+    assert_eq!(entities("护照号码 E12345678"), vec![(EntityType::Passport, "E12345678")]);
+    assert!(entities("model E12345678").is_empty());
+    assert_eq!(entities("出生日期：1990年3月7日"), vec![(EntityType::DateOfBirth, "1990年3月7日")]);
+    assert_eq!(entities("born on 1985-10-20"), vec![(EntityType::DateOfBirth, "1985-10-20")]);
+    assert!(entities("shipped on 1985-10-20").is_empty());
+}
+
+#[test]
+fn numbers_inside_longer_numbers_are_ignored() {
+    assert!(entities("batch 9913812345678123").iter().all(|(e, _)| *e != EntityType::PhoneNumber));
+}
+
+#[test]
+fn clean_poem_has_no_findings() {
+    let text = "床前明月光，疑是地上霜。举头望明月，低头思故乡。";
+    assert!(entities(text).is_empty());
+}
+
+#[test]
+fn us_and_uk_phone_formats() {
+    assert_eq!(entities("Tel (415) 555-2671"), vec![(EntityType::PhoneNumber, "(415) 555-2671")]);
+    assert_eq!(entities("mobile 07700 900 123"), vec![(EntityType::PhoneNumber, "07700 900 123")]);
+}
+
+#[test]
+fn entity_names_follow_presidio() {
+    assert_eq!(EntityType::PhoneNumber.name(), "PHONE_NUMBER");
+    assert_eq!(EntityType::from_name("CN_RESIDENT_ID"), Some(EntityType::CnResidentId));
+    assert_eq!(EntityType::from_name("PERSON"), None);
+}
