@@ -17,7 +17,9 @@
 //! assert_eq!(findings[1].entity, EntityType::EmailAddress);
 //! ```
 
+pub mod columns;
 mod normalize;
+pub mod operators;
 mod recognizers;
 pub mod validate;
 
@@ -53,11 +55,14 @@ pub enum EntityType {
     CnResidentId,
     /// Mainland China unified social credit code of an organisation.
     CnUscc,
+    /// A person's name. Found only through a column name such as `name` or 姓名: the text
+    /// recognizers do not detect names.
+    Person,
 }
 
 impl EntityType {
     /// Every entity type.
-    pub const ALL: [EntityType; 12] = [
+    pub const ALL: [EntityType; 13] = [
         EntityType::EmailAddress,
         EntityType::PhoneNumber,
         EntityType::CreditCard,
@@ -70,6 +75,7 @@ impl EntityType {
         EntityType::Passport,
         EntityType::CnResidentId,
         EntityType::CnUscc,
+        EntityType::Person,
     ];
 
     /// The name used in reports and policies, as Presidio spells it (`PHONE_NUMBER`).
@@ -87,6 +93,7 @@ impl EntityType {
             EntityType::Passport => "PASSPORT",
             EntityType::CnResidentId => "CN_RESIDENT_ID",
             EntityType::CnUscc => "CN_USCC",
+            EntityType::Person => "PERSON",
         }
     }
 
@@ -94,6 +101,20 @@ impl EntityType {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.name() == name)
     }
+}
+
+/// Errors from invalid policies and keys.
+#[derive(Debug, thiserror::Error)]
+pub enum PiiError {
+    /// A policy names an entity type that does not exist.
+    #[error("{source_name}: unknown entity '{name}'; known entities: {}", EntityType::ALL.map(EntityType::name).join(", "))]
+    UnknownEntity { source_name: String, name: String },
+    /// A policy is not valid TOML or names an unknown operator or key.
+    #[error("{source_name}: invalid policy: {message}")]
+    InvalidPolicy { source_name: String, message: String },
+    /// The policy hashes values but no key was given.
+    #[error("the policy uses the hash operator but no key was given; pass --key FILE holding at least 32 secret random bytes (for example: head -c 32 /dev/urandom > pii.key)")]
+    MissingHashKey,
 }
 
 /// An identifier found in text.

@@ -98,5 +98,6 @@ fn us_and_uk_phone_formats() {
 fn entity_names_follow_presidio() {
     assert_eq!(EntityType::PhoneNumber.name(), "PHONE_NUMBER");
     assert_eq!(EntityType::from_name("CN_RESIDENT_ID"), Some(EntityType::CnResidentId));
-    assert_eq!(EntityType::from_name("PERSON"), None);
+    assert_eq!(EntityType::from_name("PERSON"), Some(EntityType::Person));
+    assert_eq!(EntityType::from_name("NRP"), None);
 }

@@ -1,0 +1,167 @@
+//! Classifying columns of structured data.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::{EntityType, Scanner};
+
+/// Column names (lowercase, or Chinese) that suggest an entity type.
+const NAME_HINTS: [(&str, EntityType); 24] = [
+    ("email", EntityType::EmailAddress),
+    ("邮箱", EntityType::EmailAddress),
+    ("phone", EntityType::PhoneNumber),
+    ("mobile", EntityType::PhoneNumber),
+    ("手机", EntityType::PhoneNumber),
+    ("电话", EntityType::PhoneNumber),
+    ("id_card", EntityType::CnResidentId),
+    ("idcard", EntityType::CnResidentId),
+    ("身份证", EntityType::CnResidentId),
+    ("card", EntityType::CreditCard),
+    ("卡号", EntityType::CreditCard),
+    ("iban", EntityType::IbanCode),
+    ("ssn", EntityType::UsSsn),
+    ("passport", EntityType::Passport),
+    ("护照", EntityType::Passport),
+    ("birth", EntityType::DateOfBirth),
+    ("dob", EntityType::DateOfBirth),
+    ("出生", EntityType::DateOfBirth),
+    ("生日", EntityType::DateOfBirth),
+    ("信用代码", EntityType::CnUscc),
+    ("name", EntityType::Person),
+    ("姓名", EntityType::Person),
+    ("名字", EntityType::Person),
+    ("ip_address", EntityType::IpAddress),
+];
+
+/// What a column holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnReport {
+    /// Column name.
+    pub column: String,
+    /// The entity type most non-empty values contain, when its share reaches the threshold, or
+    /// the type its name suggests for names (which the recognizers cannot detect).
+    pub entity: Option<EntityType>,
+    /// Share of non-empty values containing `entity`.
+    pub share: f64,
+    /// Non-empty values.
+    pub non_empty: usize,
+    /// The entity type the column name suggests.
+    pub name_hint: Option<EntityType>,
+    /// Values are unique per row and shaped like codes: a quasi-identifier even without a match.
+    pub quasi_identifier: bool,
+}
+
+/// Settings of column classification.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnOptions {
+    /// Share of non-empty values that must contain an entity for the column to hold it.
+    pub share: f64,
+    /// The lower share that suffices when the column name suggests the same entity.
+    pub share_with_name_hint: f64,
+}
+
+impl Default for ColumnOptions {
+    fn default() -> Self {
+        Self { share: 0.5, share_with_name_hint: 0.2 }
+    }
+}
+
+/// Suggests an entity type from a column name.
+pub fn name_hint(column: &str) -> Option<EntityType> {
+    let lower = column.to_lowercase();
+    if lower == "ip" {
+        return Some(EntityType::IpAddress);
+    }
+    NAME_HINTS.iter().find(|(hint, _)| lower.contains(hint)).map(|(_, entity)| *entity)
+}
+
+/// Classifies one column from its values.
+pub fn classify_column(scanner: &Scanner, column: &str, values: &[&str], options: &ColumnOptions) -> ColumnReport {
+    let non_empty: Vec<&str> = values.iter().copied().filter(|v| !v.trim().is_empty()).collect();
+    let mut counts: BTreeMap<EntityType, usize> = BTreeMap::new();
+    for value in &non_empty {
+        let mut seen = HashSet::new();
+        for finding in scanner.scan(value) {
+            if seen.insert(finding.entity) {
+                *counts.entry(finding.entity).or_default() += 1;
+            }
+        }
+    }
+    let hint = name_hint(column);
+    let total = non_empty.len().max(1) as f64;
+    let best = counts.iter().max_by_key(|(_, count)| **count).map(|(entity, count)| (*entity, *count as f64 / total));
+    let entity = match (best, hint) {
+        (Some((entity, share)), _) if share >= options.share => Some((entity, share)),
+        (Some((entity, share)), Some(hinted)) if hinted == entity && share >= options.share_with_name_hint => Some((entity, share)),
+        (_, Some(EntityType::Person)) if !non_empty.is_empty() => Some((EntityType::Person, 1.0)),
+        _ => None,
+    };
+
+    let distinct: HashSet<&str> = non_empty.iter().copied().collect();
+    let code_shaped = non_empty
+        .iter()
+        .filter(|v| v.len() >= 4 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .count();
+    let quasi_identifier = non_empty.len() >= 10
+        && distinct.len() == non_empty.len()
+        && non_empty.len() as f64 >= 0.9 * values.len() as f64
+        && code_shaped as f64 >= 0.95 * non_empty.len() as f64;
+
+    ColumnReport {
+        column: column.to_string(),
+        entity: entity.map(|(e, _)| e),
+        share: entity.map_or(0.0, |(_, s)| s),
+        non_empty: non_empty.len(),
+        name_hint: hint,
+        quasi_identifier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_column_is_classified() {
+        let values = ["13812345678", "13912345678", "", "n/a"];
+        let report = classify_column(&Scanner::new(), "手机号", &values, &ColumnOptions::default());
+        assert_eq!(report.entity, Some(EntityType::PhoneNumber));
+        assert!((report.share - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(report.name_hint, Some(EntityType::PhoneNumber));
+    }
+
+    #[test]
+    fn name_hint_lowers_the_share() {
+        let values = ["13812345678", "unknown", "none", "-"];
+        let hinted = classify_column(&Scanner::new(), "phone", &values, &ColumnOptions::default());
+        assert_eq!(hinted.entity, Some(EntityType::PhoneNumber));
+        let plain = classify_column(&Scanner::new(), "notes", &values, &ColumnOptions::default());
+        assert_eq!(plain.entity, None);
+    }
+
+    #[test]
+    fn name_column_is_person() {
+        let report = classify_column(&Scanner::new(), "姓名", &["李伟", "王芳"], &ColumnOptions::default());
+        assert_eq!(report.entity, Some(EntityType::Person));
+    }
+
+    #[test]
+    fn unique_codes_are_quasi_identifiers() {
+        let values: Vec<String> = (0..20).map(|i| format!("EMP-{i:04}")).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let report = classify_column(&Scanner::new(), "employee", &values, &ColumnOptions::default());
+        assert!(report.quasi_identifier);
+        let repeated = vec!["A1B2"; 20];
+        assert!(!classify_column(&Scanner::new(), "x", &repeated, &ColumnOptions::default()).quasi_identifier);
+    }
+
+    #[test]
+    fn numeric_measurements_are_not_identifiers() {
+        let values: Vec<String> = (0..20).map(|i| format!("{}.5", 30 + i)).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let report = classify_column(&Scanner::new(), "weight", &values, &ColumnOptions::default());
+        assert_eq!(report.entity, None);
+        assert!(!report.quasi_identifier);
+    }
+}
