@@ -29,6 +29,52 @@ pub enum Command {
     /// Compute the privacy guarantee of DP-SGD, or the noise for a target guarantee.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Find personal identifiers in CSV, JSON Lines and text files, without printing them.
+    Scan(ScanArgs),
+    /// Write a copy of a file with personal identifiers replaced as a policy says.
+    Redact(RedactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories (searched recursively) to scan.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print one JSON object per finding, one per line, instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
+    /// JSON report with counts, locations and masked examples (default pii-report.json).
+    #[arg(long, value_name = "FILE", default_value = "pii-report.json")]
+    pub report: PathBuf,
+    /// Findings below this score are ignored.
+    #[arg(long, value_name = "S", default_value_t = 0.5)]
+    pub min_score: f64,
+    /// CSV field delimiter: one character, or `tab` (default: `,`, or tab for .tsv files).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// File to redact: CSV (.csv, .tsv) by rows and columns, anything else as text lines.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output file; it must not exist. Written whole or not at all.
+    #[arg(short, long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// TOML policy choosing an operator per entity type and column (default: replace every
+    /// finding with its tag).
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Secret key file for the hash operator (at least 32 bytes).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Findings below this score are left as they are.
+    #[arg(long, value_name = "S", default_value_t = 0.5)]
+    pub min_score: f64,
+    /// CSV field delimiter: one character, or `tab` (default: `,`, or tab for .tsv files).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +280,10 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub compare_non_private: bool,
+    /// What to do when a feature column holds personal identifiers: fail (default), drop the
+    /// column, mask the identifiers with their entity tag, or allow training on them.
+    #[arg(long, value_enum)]
+    pub pii: Option<PiiAction>,
     /// Device to train on (default cpu).
     #[arg(long, value_enum)]
     pub device: Option<DeviceKind>,
@@ -241,6 +291,21 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+}
+
+/// The PII gate's action on feature columns that hold personal identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiAction {
+    /// Stop and list the columns.
+    #[default]
+    Fail,
+    /// Leave the columns out of the model inputs.
+    Drop,
+    /// Replace each identifier with its entity tag, such as `<PHONE_NUMBER>`.
+    Mask,
+    /// Train on the columns as they are.
+    Allow,
 }
 
 #[derive(Debug, Args)]

@@ -69,7 +69,7 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
         dataset, data, test_data, target, positive_label, sensitive, exclude, categorical, numeric,
         delimiter, missing_values, test_fraction, validation_fraction, out, seed, epochs, batch_size,
         learning_rate, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
-        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, device;
+        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, pii, device;
         sensitive_as_features, no_header, allow_missing_groups, compare_non_private, quiet
     )
 }
@@ -91,6 +91,7 @@ pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
     args.decision_threshold.get_or_insert(defaults::DECISION_THRESHOLD);
     args.bootstrap.get_or_insert(defaults::BOOTSTRAP);
     args.device.get_or_insert(DeviceKind::default());
+    args.pii.get_or_insert(crate::cli::PiiAction::default());
     args.delimiter.get_or_insert(defaults::DELIMITER.to_string());
     if args.dp_epsilon.is_some() {
         args.max_grad_norm.get_or_insert(defaults::MAX_GRAD_NORM);

@@ -34,6 +34,8 @@ fn main() {
         Command::Audit(args) => commands::audit::run(args),
         Command::Datasets => commands::datasets::run(),
         Command::Privacy(command) => commands::privacy::run(command),
+        Command::Scan(args) => commands::scan::run(args),
+        Command::Redact(args) => commands::redact::run(args),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

@@ -7,7 +7,10 @@ use serde::Serialize;
 use zeren_data::ColumnKind;
 use zeren_fairness::audit::FeatureAudit;
 use zeren_fairness::classification::Evaluation;
+use zeren_pii::columns::ColumnReport;
 use zeren_privacy::membership::MembershipInference;
+
+use crate::cli::PiiAction;
 use zeren_train::dp::Clipping;
 use zeren_train::{EpochRecord, MlpConfig, StopReason};
 
@@ -31,6 +34,19 @@ pub struct Report {
     pub privacy: Option<PrivacyReport>,
     /// How well a membership-inference attack separates training rows from test rows.
     pub membership_inference: Option<MembershipInference>,
+    /// What the PII screen of the training data found and did.
+    pub pii: PiiReport,
+}
+
+/// The PII screen of the training data.
+#[derive(Debug, Serialize)]
+pub struct PiiReport {
+    /// `fail`, `drop`, `mask` or `allow`.
+    pub action: PiiAction,
+    /// Feature columns that hold identifiers or are unique per row.
+    pub columns: Vec<ColumnReport>,
+    /// Rows sampled per column for the classification.
+    pub rows_sampled: usize,
 }
 
 /// The DP-SGD guarantee of a private run.
@@ -201,6 +217,18 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(out, "- Features: {} columns, {} model inputs: {}", data.columns.len(), data.inputs, columns.join(", "));
     for warning in &data.warnings {
         let _ = writeln!(out, "- Warning: {warning}");
+    }
+    let pii = &report.pii;
+    if pii.columns.is_empty() {
+        let _ = writeln!(out, "- PII screen: no personal identifiers found in the feature columns ({} rows sampled per column)", pii.rows_sampled);
+    }
+    for column in &pii.columns {
+        let what = match column.entity {
+            Some(entity) => format!("{} in {:.0}% of values", entity.name(), column.share * 100.0),
+            None => "values unique per row (a quasi-identifier)".to_string(),
+        };
+        let action = format!("{:?}", pii.action).to_lowercase();
+        let _ = writeln!(out, "- PII screen: column `{}` holds {what}; action: {action}", column.column);
     }
 
     let model = &report.model;

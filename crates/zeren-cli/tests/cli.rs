@@ -624,3 +624,130 @@ fn terminated_run_leaves_nothing() {
     assert_eq!(status.code(), Some(130));
     assert_nothing_written(&dir, &out);
 }
+
+// PII screening.
+
+fn people_csv() -> String {
+    let mut text = String::from("姓名,手机号,年龄,城市,收入\n");
+    for i in 0..60 {
+        let age = 20 + (i * 7) % 40;
+        let income = if age > 40 { "高" } else { "低" };
+        let city = ["北京", "上海"][i % 2];
+        text.push_str(&format!("人{i},138{:08},{age},{city},{income}\n", 10_000_000 + i * 7919));
+    }
+    text
+}
+
+fn train_people(dir: &TempDir, extra: &[&str]) -> assert_cmd::assert::Assert {
+    let data = write(dir, "people.csv", &people_csv());
+    zeren()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--target", "收入", "--positive-label", "高", "--epochs", "2", "--bootstrap", "0", "--quiet", "--out"])
+        .arg(dir.path().join("run"))
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn pii_gate_fails_on_identifier_columns() {
+    let dir = TempDir::new().unwrap();
+    train_people(&dir, &[])
+        .code(1)
+        .stderr(predicate::str::contains("'手机号' (PHONE_NUMBER in 100% of sampled values)"))
+        .stderr(predicate::str::contains("'姓名' (PERSON"))
+        .stderr(predicate::str::contains("--pii drop"));
+    assert_nothing_written(&dir, &dir.path().join("run"));
+}
+
+#[test]
+fn pii_gate_drops_or_masks_columns() {
+    for action in ["drop", "mask", "allow"] {
+        let dir = TempDir::new().unwrap();
+        train_people(&dir, &["--pii", action]).success();
+        let report = read_json(&dir.path().join("run/report.json"));
+        assert_eq!(report["pii"]["action"], action);
+        let columns: Vec<&str> = report["pii"]["columns"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap()).collect();
+        assert!(columns.contains(&"手机号"), "{action}: {columns:?}");
+        let features: Vec<&str> = report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(features.contains(&"手机号"), action != "drop", "{action}: {features:?}");
+    }
+}
+
+#[test]
+fn scan_reports_without_revealing_values() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    let notes = dir.path().join("notes.txt");
+    fs::write(&notes, b"call 138 1234 5678\n\xffbad\nmail li.wei@example.com\n").unwrap();
+    let report = dir.path().join("scan.json");
+    let output = zeren().args(["scan", "--json", "--report"]).arg(&report).arg(&data).arg(&notes).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!stdout.contains("13812345678") && !stdout.contains("li.wei"), "a full value was printed");
+    let findings: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let email = findings.iter().find(|f| f["entity"] == "EMAIL_ADDRESS").unwrap();
+    assert_eq!(email["line"], 3);
+    let (start, end) = (email["start"].as_u64().unwrap() as usize, email["end"].as_u64().unwrap() as usize);
+    assert_eq!(&fs::read(&notes).unwrap()[start..end], b"li.wei@example.com");
+    let phone = findings.iter().find(|f| f["column"] == "手机号").unwrap();
+    assert_eq!(phone["row"], 1);
+
+    let written = fs::read_to_string(&report).unwrap();
+    assert!(!written.contains("li.wei@example.com"), "the report holds a full value");
+    let parsed: Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(parsed["files"][1]["invalid_utf8_ranges"], 1);
+}
+
+#[test]
+fn redact_applies_policy_to_csv() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    let policy = write(&dir, "policy.toml", "[entities]\nPHONE_NUMBER = { operator = \"mask\", keep-last = 4 }\n[columns]\n\"姓名\" = \"drop\"\n");
+    let out = dir.path().join("clean.csv");
+    zeren().args(["redact"]).arg(&data).arg("-o").arg(&out).arg("--policy").arg(&policy).assert().success();
+    let text = fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "手机号,年龄,城市,收入");
+    assert!(lines[1].starts_with("*******"), "{}", lines[1]);
+    assert_eq!(lines.len(), 61);
+
+    let bad = write(&dir, "bad.toml", "[entities]\nPHONE = \"mask\"\n");
+    zeren()
+        .args(["redact"])
+        .arg(&data)
+        .arg("-o")
+        .arg(dir.path().join("other.csv"))
+        .arg("--policy")
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown entity 'PHONE'"));
+}
+
+#[test]
+fn redact_keeps_invalid_bytes_and_line_breaks() {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("notes.txt");
+    fs::write(&input, b"tel 13812345678\r\n\xff\xfe kept\nlast line").unwrap();
+    let out = dir.path().join("clean.txt");
+    zeren().args(["redact"]).arg(&input).arg("-o").arg(&out).assert().success();
+    assert_eq!(fs::read(&out).unwrap(), b"tel <PHONE_NUMBER>\r\n\xff\xfe kept\nlast line");
+}
+
+#[test]
+fn scan_skips_binary_and_empty_files() {
+    let dir = TempDir::new().unwrap();
+    let binary = dir.path().join("blob.bin");
+    fs::write(&binary, b"abc\0def").unwrap();
+    let empty = write(&dir, "empty.txt", "");
+    zeren()
+        .args(["scan", "--report"])
+        .arg(dir.path().join("r.json"))
+        .arg(&binary)
+        .arg(&empty)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("blob.bin: skipped, it looks binary"))
+        .stdout(predicate::str::contains("no personal identifiers found"));
+}

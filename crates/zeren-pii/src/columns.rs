@@ -1,10 +1,12 @@
 //! Classifying columns of structured data.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
 
-use crate::{EntityType, Scanner};
+use crate::{EntityType, Finding, Scanner};
 
 /// Column names (lowercase, or Chinese) that suggest an entity type.
 const NAME_HINTS: [(&str, EntityType); 24] = [
@@ -76,46 +78,79 @@ pub fn name_hint(column: &str) -> Option<EntityType> {
     NAME_HINTS.iter().find(|(hint, _)| lower.contains(hint)).map(|(_, entity)| *entity)
 }
 
-/// Classifies one column from its values.
-pub fn classify_column(scanner: &Scanner, column: &str, values: &[&str], options: &ColumnOptions) -> ColumnReport {
-    let non_empty: Vec<&str> = values.iter().copied().filter(|v| !v.trim().is_empty()).collect();
-    let mut counts: BTreeMap<EntityType, usize> = BTreeMap::new();
-    for value in &non_empty {
+/// Running counts of one column, fed value by value, so files of any length are classified
+/// with memory proportional to the distinct values only.
+#[derive(Debug, Clone)]
+pub struct ColumnStats {
+    column: String,
+    values: usize,
+    non_empty: usize,
+    counts: BTreeMap<EntityType, usize>,
+    distinct: HashSet<u64>,
+    code_shaped: usize,
+}
+
+impl ColumnStats {
+    /// Starts the counts of a column.
+    pub fn new(column: &str) -> Self {
+        Self { column: column.to_string(), values: 0, non_empty: 0, counts: BTreeMap::new(), distinct: HashSet::new(), code_shaped: 0 }
+    }
+
+    /// Adds one value and the findings the scanner made in it.
+    pub fn add(&mut self, value: &str, findings: &[Finding]) {
+        self.values += 1;
+        if value.trim().is_empty() {
+            return;
+        }
+        self.non_empty += 1;
         let mut seen = HashSet::new();
-        for finding in scanner.scan(value) {
+        for finding in findings {
             if seen.insert(finding.entity) {
-                *counts.entry(finding.entity).or_default() += 1;
+                *self.counts.entry(finding.entity).or_default() += 1;
             }
         }
+        let mut hasher = DefaultHasher::new();
+        value.hash(&mut hasher);
+        self.distinct.insert(hasher.finish());
+        if value.len() >= 4 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            self.code_shaped += 1;
+        }
     }
-    let hint = name_hint(column);
-    let total = non_empty.len().max(1) as f64;
-    let best = counts.iter().max_by_key(|(_, count)| **count).map(|(entity, count)| (*entity, *count as f64 / total));
-    let entity = match (best, hint) {
-        (Some((entity, share)), _) if share >= options.share => Some((entity, share)),
-        (Some((entity, share)), Some(hinted)) if hinted == entity && share >= options.share_with_name_hint => Some((entity, share)),
-        (_, Some(EntityType::Person)) if !non_empty.is_empty() => Some((EntityType::Person, 1.0)),
-        _ => None,
-    };
 
-    let distinct: HashSet<&str> = non_empty.iter().copied().collect();
-    let code_shaped = non_empty
-        .iter()
-        .filter(|v| v.len() >= 4 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-        .count();
-    let quasi_identifier = non_empty.len() >= 10
-        && distinct.len() == non_empty.len()
-        && non_empty.len() as f64 >= 0.9 * values.len() as f64
-        && code_shaped as f64 >= 0.95 * non_empty.len() as f64;
-
-    ColumnReport {
-        column: column.to_string(),
-        entity: entity.map(|(e, _)| e),
-        share: entity.map_or(0.0, |(_, s)| s),
-        non_empty: non_empty.len(),
-        name_hint: hint,
-        quasi_identifier,
+    /// Classifies the column from the values added so far.
+    pub fn finish(&self, options: &ColumnOptions) -> ColumnReport {
+        let hint = name_hint(&self.column);
+        let total = self.non_empty.max(1) as f64;
+        let best = self.counts.iter().max_by_key(|(_, count)| **count).map(|(entity, count)| (*entity, *count as f64 / total));
+        let entity = match (best, hint) {
+            (Some((entity, share)), _) if share >= options.share => Some((entity, share)),
+            (Some((entity, share)), Some(hinted)) if hinted == entity && share >= options.share_with_name_hint => Some((entity, share)),
+            (_, Some(EntityType::Person)) if self.non_empty > 0 => Some((EntityType::Person, 1.0)),
+            _ => None,
+        };
+        // Distinct counts come from 64-bit hashes; a collision can only hide uniqueness.
+        let quasi_identifier = self.non_empty >= 10
+            && self.distinct.len() == self.non_empty
+            && self.non_empty as f64 >= 0.9 * self.values as f64
+            && self.code_shaped as f64 >= 0.95 * self.non_empty as f64;
+        ColumnReport {
+            column: self.column.clone(),
+            entity: entity.map(|(e, _)| e),
+            share: entity.map_or(0.0, |(_, s)| s),
+            non_empty: self.non_empty,
+            name_hint: hint,
+            quasi_identifier,
+        }
     }
+}
+
+/// Classifies one column from all its values.
+pub fn classify_column(scanner: &Scanner, column: &str, values: &[&str], options: &ColumnOptions) -> ColumnReport {
+    let mut stats = ColumnStats::new(column);
+    for value in values {
+        stats.add(value, &scanner.scan(value));
+    }
+    stats.finish(options)
 }
 
 #[cfg(test)]

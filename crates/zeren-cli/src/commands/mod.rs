@@ -4,4 +4,7 @@ pub mod audit;
 pub mod datasets;
 pub mod predict;
 pub mod privacy;
+pub mod redact;
+pub mod scan;
+mod text_lines;
 pub mod train;

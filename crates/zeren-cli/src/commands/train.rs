@@ -11,18 +11,21 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use zeren_fairness::audit::FeatureAudit;
+use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
+use zeren_pii::operators::{Policy, Redactor};
+use zeren_pii::{EntityType, Scanner};
 use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
 use zeren_privacy::{Accountant, calibrate, epsilon};
 use zeren_train::dp::DpConfig;
 use zeren_train::{MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
-use crate::cli::TrainArgs;
+use crate::cli::{PiiAction, TrainArgs};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
 use crate::progress::Progress;
 use crate::report::{
-    ColumnInfo, DataInfo, Metrics, ModelInfo, NonPrivateReference, PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION,
+    ColumnInfo, DataInfo, Metrics, ModelInfo, NonPrivateReference, PiiReport, PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION,
     TrainingInfo, render_markdown,
 };
 use crate::run_dir::RunDirectory;
@@ -51,7 +54,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     // An explicit seed makes DP noise reproducible, and so predictable: record whether one was given.
     let seed_given = merged.seed.is_some();
     let args = with_defaults(merged);
-    let source = load_source(&args)?;
+    let mut source = load_source(&args)?;
+    let pii = screen_pii(&mut source, &args)?;
 
     let mut column_kinds = BTreeMap::new();
     for column in args.categorical.iter().flatten() {
@@ -224,6 +228,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         fairness,
         privacy,
         membership_inference,
+        pii,
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
@@ -231,6 +236,99 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let path = run_dir.commit()?;
     print_summary(&path, &report);
     Ok(())
+}
+
+/// Rows sampled per column by the PII screen: enough to estimate a column's share of
+/// identifiers to about ±2 percentage points.
+const PII_SAMPLE_ROWS: usize = 2000;
+
+/// Screens the feature columns of the training data for personal identifiers and applies
+/// `--pii`: fail, drop the columns, mask the identifiers in training and test rows, or allow.
+fn screen_pii(source: &mut Source, args: &TrainArgs) -> Result<PiiReport, CliError> {
+    let action = args.pii.unwrap_or_default();
+    let table = &source.train;
+    let scanner = Scanner::new();
+    let step = (table.len() / PII_SAMPLE_ROWS).max(1);
+    let sample: Vec<usize> = (0..table.len()).step_by(step).take(PII_SAMPLE_ROWS).collect();
+
+    let mut flagged = Vec::new();
+    for (index, column) in table.columns.iter().enumerate() {
+        let is_feature = *column != source.target
+            && !source.excluded.contains(column)
+            && (args.sensitive_as_features || !source.sensitive.contains(column));
+        if !is_feature {
+            continue;
+        }
+        let mut stats = ColumnStats::new(column);
+        for &row in &sample {
+            let value = &table.rows[row][index];
+            stats.add(value, &scanner.scan(value));
+        }
+        let report = stats.finish(&ColumnOptions::default());
+        if report.entity.is_some() || report.quasi_identifier {
+            flagged.push(report);
+        }
+    }
+
+    let direct: Vec<&ColumnReport> = flagged.iter().filter(|c| c.entity.is_some()).collect();
+    for column in flagged.iter().filter(|c| c.entity.is_none()) {
+        tracing::warn!(
+            "{}, column '{}': values are unique per row and look like codes, a quasi-identifier; consider --exclude '{}'",
+            table.source,
+            column.column,
+            column.column
+        );
+    }
+    if !direct.is_empty() {
+        let listed: Vec<String> = direct
+            .iter()
+            .map(|c| format!("'{}' ({} in {:.0}% of sampled values)", c.column, c.entity.map_or("", EntityType::name), c.share * 100.0))
+            .collect();
+        match action {
+            PiiAction::Fail => {
+                return Err(CliError::Failure(anyhow::anyhow!(
+                    "{}: feature columns hold personal identifiers: {}; pass --pii drop to leave them out, --pii mask to replace \
+                     each identifier with its tag, --pii allow to train on them, or --exclude COL",
+                    table.source,
+                    listed.join(", ")
+                )));
+            }
+            PiiAction::Drop => {
+                tracing::warn!("--pii drop: leaving out {}", listed.join(", "));
+                source.excluded.extend(direct.iter().map(|c| c.column.clone()));
+            }
+            PiiAction::Mask => {
+                tracing::warn!("--pii mask: replacing identifiers with their tags in {}", listed.join(", "));
+                let policy = Policy::default();
+                let redactor = Redactor::new(&policy, None).map_err(|e| CliError::Failure(e.into()))?;
+                let columns: Vec<(String, EntityType)> = direct.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect();
+                for table in std::iter::once(&mut source.train).chain(source.test.as_mut()) {
+                    mask_columns(table, &columns, &scanner, &redactor);
+                }
+            }
+            PiiAction::Allow => tracing::warn!("--pii allow: training on personal identifiers in {}", listed.join(", ")),
+        }
+    }
+    Ok(PiiReport { action, columns: flagged, rows_sampled: sample.len() })
+}
+
+/// Replaces the identifiers in the given columns with their tags; a column of names, which the
+/// recognizers cannot find inside text, is replaced cell by cell.
+fn mask_columns(table: &mut Table, columns: &[(String, EntityType)], scanner: &Scanner, redactor: &Redactor<'_>) {
+    for (column, entity) in columns {
+        let Ok(index) = table.column_index(column) else { continue };
+        for row in &mut table.rows {
+            let value = &row[index];
+            if value.is_empty() {
+                continue;
+            }
+            row[index] = if *entity == EntityType::Person {
+                format!("<{}>", entity.name())
+            } else {
+                redactor.redact_text(value, &scanner.scan(value), None)
+            };
+        }
+    }
 }
 
 /// The DP-SGD settings of a private run and what they were derived from.
