@@ -15,8 +15,48 @@ const CONTEXT_BYTES: usize = 60;
 /// Score added when a context word precedes a candidate (Presidio's context enhancer adds 0.35).
 const CONTEXT_BOOST: f64 = 0.35;
 
+/// A byte-level hint a text must contain before a recognizer's pattern can match, checked once
+/// per text so that most recognizers skip text without digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Digit,
+    At,
+    Scheme,
+    Separator,
+}
+
+/// What a text contains, for [`Needs`].
+struct Present {
+    digit: bool,
+    at: bool,
+    scheme: bool,
+    separator: bool,
+}
+
+impl Present {
+    fn of(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        Self {
+            digit: bytes.iter().any(u8::is_ascii_digit),
+            at: bytes.contains(&b'@'),
+            scheme: text.contains("://") || text.contains("www.") || text.contains("WWW."),
+            separator: bytes.contains(&b':') || bytes.contains(&b'-'),
+        }
+    }
+
+    fn satisfies(&self, needs: Needs) -> bool {
+        match needs {
+            Needs::Digit => self.digit,
+            Needs::At => self.at,
+            Needs::Scheme => self.scheme,
+            Needs::Separator => self.separator,
+        }
+    }
+}
+
 /// One recognizer: a pattern, its validation, a base score and its context words.
 struct Recognizer {
+    needs: Needs,
     entity: EntityType,
     pattern: Regex,
     /// Validation of the matched text (a check digit, a real address), when the format has one.
@@ -47,7 +87,7 @@ fn digits(text: &str) -> String {
 
 fn card(text: &str) -> bool {
     let number = digits(text);
-    (13..=19).contains(&number.len()) && validate::luhn(&number)
+    validate::card_network(&number) && validate::luhn(&number)
 }
 
 fn ipv4(text: &str) -> bool {
@@ -81,6 +121,13 @@ impl Scanner {
     /// Builds the scanner with every recognizer.
     pub fn new() -> Self {
         let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context| Recognizer {
+            needs: match entity {
+                EntityType::EmailAddress => Needs::At,
+                EntityType::Url => Needs::Scheme,
+                EntityType::MacAddress => Needs::Separator,
+                EntityType::IpAddress if pattern.contains(':') => Needs::Separator,
+                _ => Needs::Digit,
+            },
             entity,
             pattern: Regex::new(pattern).expect("recognizer patterns are valid"),
             check,
@@ -132,20 +179,23 @@ impl Scanner {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let normalized = Normalized::new(text);
         let folded = normalized.text.as_ref();
+        let present = Present::of(folded);
         let mut candidates = Vec::new();
-        for recognizer in &self.recognizers {
-            for found in recognizer.pattern.find_iter(folded) {
+        for recognizer in self.recognizers.iter().filter(|r| present.satisfies(r.needs)) {
+            let mut at = 0;
+            while let Some(found) = recognizer.pattern.find_at(folded, at) {
                 let start = found.start();
                 let matched = trim_url(recognizer.entity, found.as_str());
                 let end = start + matched.len();
-                if recognizer.bounded && !bounded(folded, start, end) {
+                // A rejected match may hide a valid one that starts inside it ("MAC:12:34..."
+                // first matches "AC:12:..."), so the search resumes one character later.
+                let rejected = (recognizer.bounded && !bounded(folded, start, end))
+                    || recognizer.check.is_some_and(|valid| !valid(matched));
+                if rejected {
+                    at = start + folded[start..].chars().next().map_or(1, char::len_utf8);
                     continue;
                 }
-                if let Some(valid) = recognizer.check
-                    && !valid(matched)
-                {
-                    continue;
-                }
+                at = end.max(start + 1);
                 let has_context = has_context(folded, start, recognizer.context);
                 if recognizer.needs_context && !has_context {
                     continue;

@@ -16,6 +16,32 @@ pub fn luhn(digits: &str) -> bool {
     !digits.is_empty() && sum % 10 == 0
 }
 
+/// Checks that a card number's issuer prefix and length belong to a card network: Visa (4; 13,
+/// 16 or 19 digits), Mastercard (51-55 and 2221-2720; 16), American Express (34, 37; 15), Diners
+/// Club (300-305, 36, 38; 14 or 16), JCB (3528-3589; 16-19), Discover (6011, 644-649, 65; 16-19)
+/// and UnionPay (62; 16-19), after ISO/IEC 7812 issuer tables as published by the networks.
+pub fn card_network(digits: &str) -> bool {
+    let length = digits.len();
+    let prefix = |n: usize| digits.get(..n).and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    match digits.as_bytes().first() {
+        Some(b'4') => [13, 16, 19].contains(&length),
+        Some(b'5') => (51..=55).contains(&prefix(2)) && length == 16,
+        Some(b'2') => (2221..=2720).contains(&prefix(4)) && length == 16,
+        Some(b'3') => match prefix(2) {
+            34 | 37 => length == 15,
+            36 | 38 => length == 14 || length == 16,
+            30 => (300..=305).contains(&prefix(3)) && (length == 14 || length == 16),
+            35 => (3528..=3589).contains(&prefix(4)) && (16..=19).contains(&length),
+            _ => false,
+        },
+        Some(b'6') => {
+            let known = prefix(4) == 6011 || (644..=649).contains(&prefix(3)) || prefix(2) == 65 || prefix(2) == 62;
+            known && (16..=19).contains(&length)
+        }
+        _ => false,
+    }
+}
+
 /// First two digits of mainland China's administrative division codes (GB/T 2260 provinces,
 /// plus 71 Taiwan, 81 Hong Kong and 82 Macao as used on resident ID numbers).
 const CN_PROVINCES: [u8; 34] = [
@@ -76,10 +102,11 @@ const USCC_CHARACTERS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// Weights `3^(i) mod 31` of the GB 32100-2015 check character, position 1 to 17.
 const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
-/// Checks an 18-character unified social credit code with its GB 32100-2015 check character.
+/// Checks an 18-character unified social credit code: characters 3 to 8 are an administrative
+/// division code with a known province, and the last is the GB 32100-2015 check character.
 pub fn cn_uscc(code: &str) -> bool {
     let bytes = code.as_bytes();
-    if bytes.len() != 18 {
+    if bytes.len() != 18 || !bytes[2..8].iter().all(u8::is_ascii_digit) || !valid_province(&bytes[2..4]) {
         return false;
     }
     let value = |b: u8| USCC_CHARACTERS.iter().position(|&c| c == b.to_ascii_uppercase()).map(|v| v as u32);
@@ -138,6 +165,16 @@ mod tests {
     }
 
     #[test]
+    fn card_network_checks_prefix_and_length() {
+        assert!(card_network("4111111111111111"));
+        assert!(card_network("6217000012345678907"));
+        assert!(card_network("378282246310005"));
+        assert!(!card_network("411111111111111111"), "18-digit Visa");
+        assert!(!card_network("3301061979032779"), "33 is no network");
+        assert!(!card_network("9111111111111111"));
+    }
+
+    #[test]
     fn resident_id_checks_digit_region_and_date() {
         // The sample number of GB 11643-1999 and numbers completed with its check character.
         assert!(cn_resident_id("11010519491231002X"));
@@ -161,6 +198,7 @@ mod tests {
         assert!(cn_uscc("91110000100000000R"));
         assert!(!cn_uscc("91350100M000100Y44"));
         assert!(!cn_uscc("91350100M000100Y4I"));
+        assert!(!cn_uscc("420102197806211820"), "characters 3 to 8 are not a division code");
     }
 
     #[test]
