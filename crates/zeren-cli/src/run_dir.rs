@@ -120,41 +120,80 @@ impl Drop for RunDirectory {
     }
 }
 
-/// Writes a new file atomically: to a temporary file beside it, renamed into place when complete.
-/// Missing parent directories are created; the file gets the usual `0644` permissions.
+/// A new file written through a hidden staging file beside it, renamed into place by
+/// [`AtomicFile::commit`]: readers never see it half-written, and an error, Ctrl-C or SIGTERM
+/// leaves nothing behind. Missing parent directories are created; the file gets mode `0644`.
+pub struct AtomicFile {
+    /// The staging file; `None` once committed.
+    file: Option<std::io::BufWriter<tempfile::NamedTempFile>>,
+    staging: PathBuf,
+    destination: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`, which must not exist.
+    ///
+    /// # Errors
+    ///
+    /// Returns a usage error when the file exists (nothing is overwritten), and a failure when
+    /// the directory cannot be written.
+    pub fn create(path: &Path) -> Result<Self, CliError> {
+        if path.exists() {
+            return Err(CliError::usage(format!("{}: file already exists; choose another output or remove it", path.display())));
+        }
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
+        let file = tempfile::Builder::new()
+            .prefix(".zeren-partial-")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(parent)
+            .with_context(|| format!("{}: cannot create a file in this directory", parent.display()))?;
+        let staging = file.path().to_path_buf();
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push(staging.clone());
+        }
+        Ok(Self { file: Some(std::io::BufWriter::with_capacity(1 << 20, file)), staging, destination: path.to_path_buf() })
+    }
+
+    /// The writer of the staging file.
+    pub fn writer(&mut self) -> &mut impl std::io::Write {
+        self.file.as_mut().expect("the file is written only before commit, which consumes it")
+    }
+
+    /// Moves the finished file into place.
+    ///
+    /// # Errors
+    ///
+    /// Returns a failure when flushing or renaming fails, or the destination appeared meanwhile.
+    pub fn commit(mut self) -> Result<(), CliError> {
+        let destination = self.destination.clone();
+        let file = self.file.take().expect("commit runs once");
+        let file = file.into_inner().map_err(|e| anyhow::Error::new(e.into_error()).context(format!("{}: cannot write", destination.display())))?;
+        file.persist_noclobber(&destination)
+            .map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", destination.display())))?;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // The staging file itself, if not renamed, is removed by `NamedTempFile`'s own drop.
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.retain(|p| *p != self.staging);
+        }
+    }
+}
+
+/// Writes a new file atomically (see [`AtomicFile`]).
 ///
 /// # Errors
 ///
-/// Returns a usage error when the file exists (nothing is overwritten), and a failure when it
-/// cannot be written or renamed.
+/// As [`AtomicFile::create`] and [`AtomicFile::commit`].
 pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    if path.exists() {
-        return Err(CliError::usage(format!("{}: file already exists; choose another --out or remove it", path.display())));
-    }
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".zeren-partial-")
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(parent)
-        .with_context(|| format!("{}: cannot create a file in this directory", parent.display()))?;
-    let staging = file.path().to_path_buf();
-    if let Ok(mut pending) = PENDING.lock() {
-        pending.push(staging.clone());
-    }
-    let result = std::io::Write::write_all(&mut file, contents)
-        .with_context(|| format!("{}: cannot write", path.display()))
-        .and_then(|()| {
-            file.persist_noclobber(path)
-                .map(|_| ())
-                .map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", path.display())))
-        });
-    if let Ok(mut pending) = PENDING.lock() {
-        pending.retain(|p| *p != staging);
-    }
-    result?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    std::io::Write::write_all(file.writer(), contents).with_context(|| format!("{}: cannot write", path.display()))?;
+    file.commit()
 }

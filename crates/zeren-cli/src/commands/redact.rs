@@ -12,7 +12,7 @@ use crate::cli::RedactArgs;
 use crate::commands::text_lines::{FileKind, Lines, file_kind, looks_binary};
 use crate::config::parse_delimiter;
 use crate::error::CliError;
-use crate::run_dir::write_file_atomically;
+use crate::run_dir::AtomicFile;
 
 /// Key files shorter than this are rejected: HMAC-SHA-256 keys should carry 256 bits.
 const MIN_KEY_BYTES: usize = 32;
@@ -54,13 +54,13 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
 
     let scanner = Scanner::new();
     let delimiter = args.delimiter.as_deref().map(parse_delimiter).transpose()?;
-    // NOTE: the redacted copy is built in memory and then written atomically; a streaming writer
-    // would keep memory flat for files larger than RAM.
-    let output = match file_kind(&args.file, delimiter) {
-        FileKind::Text => redact_text(&scanner, &redactor, &args.file, args.min_score)?,
-        FileKind::Csv { delimiter } => redact_csv(&scanner, &redactor, &policy, &args.file, delimiter, args.min_score)?,
-    };
-    write_file_atomically(&args.out, &output)?;
+    // Batches of lines or rows are redacted and written as they are read, so memory stays flat.
+    let mut output = AtomicFile::create(&args.out)?;
+    match file_kind(&args.file, delimiter) {
+        FileKind::Text => redact_text(&scanner, &redactor, &args.file, args.min_score, output.writer())?,
+        FileKind::Csv { delimiter } => redact_csv(&scanner, &redactor, &policy, &args.file, delimiter, args.min_score, output.writer())?,
+    }
+    output.commit()?;
     eprintln!("zeren: wrote {}", args.out.display());
     Ok(())
 }
@@ -77,8 +77,8 @@ fn redact_bytes(scanner: &Scanner, redactor: &Redactor<'_>, bytes: &[u8], column
     out
 }
 
-fn redact_text(scanner: &Scanner, redactor: &Redactor<'_>, path: &Path, min_score: f64) -> Result<Vec<u8>, CliError> {
-    let mut output = Vec::new();
+fn redact_text(scanner: &Scanner, redactor: &Redactor<'_>, path: &Path, min_score: f64, output: &mut impl Write) -> Result<(), CliError> {
+    let failed = |e: std::io::Error| CliError::Failure(anyhow::Error::new(e).context("cannot write the redacted copy"));
     let mut lines = Lines::open(path)?;
     loop {
         let batch = lines.next_batch()?;
@@ -87,11 +87,11 @@ fn redact_text(scanner: &Scanner, redactor: &Redactor<'_>, path: &Path, min_scor
         }
         let redacted: Vec<Vec<u8>> = batch.par_iter().map(|line| redact_bytes(scanner, redactor, &line.bytes, None, min_score)).collect();
         for (line, bytes) in batch.iter().zip(redacted) {
-            output.extend_from_slice(&bytes);
-            output.extend_from_slice(line.ending);
+            output.write_all(&bytes).map_err(failed)?;
+            output.write_all(line.ending).map_err(failed)?;
         }
     }
-    Ok(output)
+    Ok(())
 }
 
 fn redact_csv(
@@ -101,14 +101,15 @@ fn redact_csv(
     path: &Path,
     delimiter: u8,
     min_score: f64,
-) -> Result<Vec<u8>, CliError> {
+    output: &mut impl Write,
+) -> Result<(), CliError> {
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
     let header = reader.byte_headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
     let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string()).collect();
     let keep: Vec<bool> = names.iter().map(|n| policy.columns.get(n) != Some(&Operator::Drop)).collect();
 
-    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(output);
     let kept_header: Vec<&[u8]> = header.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| h).collect();
     writer.write_record(&kept_header).map_err(|e| CliError::Failure(e.into()))?;
 
@@ -162,7 +163,6 @@ fn redact_csv(
             ragged.iter().take(10).map(u64::to_string).collect::<Vec<_>>().join(", ")
         );
     }
-    let mut output = writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write the redacted CSV: {e}")))?;
-    output.flush().map_err(|e| CliError::Failure(e.into()))?;
-    Ok(output)
+    writer.flush().map_err(|e| CliError::Failure(anyhow::Error::new(e).context("cannot write the redacted CSV")))?;
+    Ok(())
 }
