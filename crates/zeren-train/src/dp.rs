@@ -356,7 +356,10 @@ pub fn noisy_gradients(
         batch_size = inputs.dims()[0];
         let per_example = per_example(model, inputs, targets, weights, loss, OutputGradients::Analytic)?;
         loss_sum = per_example.loss_sum;
-        let factors = clip_factors(&per_example.squared_norms, config);
+        // Folding 1 / expected batch size into the clip factors scales the sums without an extra
+        // tensor operation per parameter.
+        let scale = 1.0 / expected_batch_size;
+        let factors: Vec<Tensor<2>> = clip_factors(&per_example.squared_norms, config).into_iter().map(|f| f.mul_scalar(scale)).collect();
         for layer in 0..layer_count {
             let factor = factors[layer.min(factors.len() - 1)].clone();
             let g = per_example.output_gradients[layer].clone() * factor;
@@ -379,21 +382,22 @@ pub fn noisy_gradients(
         )));
     }
     let mut offset = 0;
+    let scale = (1.0 / expected_batch_size) as f32;
     let mut take = |shape: Vec<usize>| {
         let count: usize = shape.iter().product();
-        let values = noise[offset..offset + count].to_vec();
+        let values: Vec<f32> = noise[offset..offset + count].iter().map(|v| v * scale).collect();
         offset += count;
         TensorData::new(values, shape)
     };
 
-    let scale = 1.0 / expected_batch_size;
+    // The sums are already divided by the expected batch size; so is the noise here.
     let mut gradients = GradientsParams::new();
     for (layer, (weight_sum, bias_sum)) in model.layers.iter().zip(sums) {
         let weight_noise = Tensor::<2>::from_data(take(weight_sum.dims().to_vec()), device);
-        gradients.register(layer.weight.id, (weight_sum + weight_noise).mul_scalar(scale));
+        gradients.register(layer.weight.id, weight_sum + weight_noise);
         if let Some(bias) = &layer.bias {
             let bias_noise = Tensor::<1>::from_data(take(bias_sum.dims().to_vec()), device);
-            gradients.register(bias.id, (bias_sum + bias_noise).mul_scalar(scale));
+            gradients.register(bias.id, bias_sum + bias_noise);
         }
     }
     Ok(NoisyGradients { gradients, loss_sum, batch_size })
