@@ -751,3 +751,14 @@ fn scan_skips_binary_and_empty_files() {
         .stderr(predicate::str::contains("blob.bin: skipped, it looks binary"))
         .stdout(predicate::str::contains("no personal identifiers found"));
 }
+
+#[test]
+fn gpu_device_without_feature_is_usage_error() {
+    let dir = TempDir::new().unwrap();
+    zeren()
+        .args(["train", "--dataset", "german", "--device", "cuda", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("device 'cuda' is not available in this build"));
+}

@@ -36,7 +36,7 @@ const NAME_HINTS: [(&str, EntityType); 24] = [
     ("ip_address", EntityType::IpAddress),
 ];
 
-/// What a column holds.
+/// Classification of one column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ColumnReport {
     /// Column name.

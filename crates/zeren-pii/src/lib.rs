@@ -120,7 +120,7 @@ pub enum PiiError {
 /// An identifier found in text.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Finding {
-    /// What was found.
+    /// Entity type of the finding.
     pub entity: EntityType,
     /// Byte offset of the first byte in the original text.
     pub start: usize,

@@ -8,7 +8,7 @@ use sha2::Sha256;
 
 use crate::{EntityType, Finding, PiiError};
 
-/// What to do with a found value or a column.
+/// Replacement rule for a found value or a column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operator {
     /// Replace with the entity tag, such as `<PHONE_NUMBER>`.
@@ -117,7 +117,7 @@ impl Policy {
         Ok(policy)
     }
 
-    /// The operator for a value of `entity`, in `column` when it comes from structured data.
+    /// Returns the operator for a value of `entity`, in `column` when it comes from structured data.
     pub fn operator(&self, entity: EntityType, column: Option<&str>) -> &Operator {
         column
             .and_then(|c| self.columns.get(c))
@@ -125,7 +125,7 @@ impl Policy {
             .unwrap_or(&self.default)
     }
 
-    /// Whether any rule hashes, so a key is needed.
+    /// Checks whether any rule hashes, which needs a key.
     pub fn needs_key(&self) -> bool {
         std::iter::once(&self.default).chain(self.entities.values()).chain(self.columns.values()).any(|o| *o == Operator::Hash)
     }
@@ -169,7 +169,7 @@ impl<'a> Redactor<'a> {
         }
     }
 
-    /// Rewrites `text` with each finding replaced as the policy says.
+    /// Rewrites `text` with each finding replaced by the policy's operator.
     pub fn redact_text(&self, text: &str, findings: &[Finding], column: Option<&str>) -> String {
         let mut out = String::with_capacity(text.len());
         let mut position = 0;

@@ -25,7 +25,7 @@ enum Needs {
     Separator,
 }
 
-/// What a text contains, for [`Needs`].
+/// Characters present in a text, checked against [`Needs`].
 struct Present {
     digit: bool,
     at: bool,
@@ -214,7 +214,7 @@ fn trim_url(entity: EntityType, matched: &str) -> &str {
     if entity == EntityType::Url { matched.trim_end_matches(['.', ',', ';', ':', '!', '?', ')']) } else { matched }
 }
 
-/// Whether the span is not glued to an ASCII letter or digit (a Chinese character may touch it).
+/// Checks that the span is not glued to an ASCII letter or digit (a Chinese character may touch it).
 fn bounded(text: &str, start: usize, end: usize) -> bool {
     let before = text[..start].chars().next_back();
     let after = text[end..].chars().next();
@@ -222,7 +222,7 @@ fn bounded(text: &str, start: usize, end: usize) -> bool {
     !glued(before) && !glued(after)
 }
 
-/// Whether a context word occurs within [`CONTEXT_BYTES`] before `start`, ignoring case.
+/// Checks whether a context word occurs within [`CONTEXT_BYTES`] before `start`, ignoring case.
 fn has_context(text: &str, start: usize, words: &[&str]) -> bool {
     let mut from = start.saturating_sub(CONTEXT_BYTES);
     while !text.is_char_boundary(from) {

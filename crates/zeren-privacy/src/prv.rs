@@ -51,7 +51,7 @@ const EPSILON_HALF_WIDTH: f64 = 0.005;
 /// Largest FFT length, to bound memory (2^23 complex values take 128 MiB).
 const MAX_GRID: usize = 1 << 23;
 
-/// Which neighbouring relation a PRV describes.
+/// Neighbouring relation a PRV describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
     /// `P` is the mixture with the record, `Q` the Gaussian without it; `X ~ P`.
@@ -195,7 +195,7 @@ fn compose(mechanism: &SubsampledGaussian, steps: u64, delta: f64) -> Result<Prv
     }
     planner.plan_fft_inverse(size).process(&mut spectrum);
 
-    // Unfold: index j holds the composed loss k h with k ≡ j (mod size) in the window.
+    // Unfold: index j contains the composed loss k h with k ≡ j (mod size) in the window.
     let mut composed: Vec<(f64, f64)> = Vec::with_capacity(size);
     for offset in 0..size as i64 {
         let k = window_start + offset;

@@ -19,7 +19,7 @@ use crate::error::CliError;
 /// Invalid UTF-8 ranges listed per file; more are counted but not listed.
 const LISTED_INVALID_RANGES: usize = 100;
 
-/// Where findings of one entity type were made, with how many rows they touch.
+/// Tally of one entity type's findings at one location, with the rows they touch.
 #[derive(Debug, Default, Serialize)]
 struct Tally {
     findings: usize,
@@ -28,7 +28,7 @@ struct Tally {
     example: String,
 }
 
-/// What one file held.
+/// Findings and problems of one file.
 #[derive(Debug, Default, Serialize)]
 struct FileReport {
     path: String,
@@ -50,7 +50,7 @@ struct FileReport {
 /// A CSV field's findings with masked examples, its invalid byte ranges and its text.
 type ScannedField = (Vec<(Finding, String)>, Vec<[usize; 2]>, String);
 
-/// Masks all but the last two characters, so a report never holds a whole identifier.
+/// Masks all but the last two characters, so a report never contains a whole identifier.
 fn masked(value: &str) -> String {
     let count = value.chars().count();
     value.chars().enumerate().map(|(i, c)| if i + 2 >= count { c } else { '*' }).collect()

@@ -11,7 +11,7 @@ use crate::error::CliError;
 /// Lines read per batch, scanned in parallel.
 pub const BATCH_LINES: usize = 4096;
 
-/// How a file is read.
+/// Reading mode of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// Rows and named columns.
@@ -49,7 +49,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
-/// Whether the first 8 KiB of a file contain a NUL byte, which text never does.
+/// Checks whether the first 8 KiB of a file contain a NUL byte, which text never does.
 pub fn looks_binary(path: &Path) -> Result<bool, CliError> {
     let mut head = [0u8; 8192];
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
