@@ -255,16 +255,22 @@ fn per_example_analytic(
     Ok(PerExample { inputs: layer_inputs, output_gradients, squared_norms, loss_sum })
 }
 
-/// Per-example squared gradient norm of each layer: `‖a_i‖² ‖g_i‖² + ‖g_i‖²` (weights and bias).
+/// Per-example squared gradient norm of each layer: `(‖a_i‖² + 1) ‖g_i‖²` (weights and bias).
 fn squared_norms(layer_inputs: &[Tensor<2>], output_gradients: &[Tensor<2>]) -> Vec<Tensor<2>> {
     layer_inputs
         .iter()
         .zip(output_gradients)
-        .map(|(a, g)| {
-            let g_squared = g.clone().square().sum_dim(1);
-            a.clone().square().sum_dim(1) * g_squared.clone() + g_squared
-        })
+        .map(|(a, g)| (row_squared_norms(a).add_scalar(1.0)) * row_squared_norms(g))
         .collect()
+}
+
+/// Squared norm of each row, `[rows, 1]`, as a matrix product with a column of ones, which is
+/// faster than `sum_dim` on burn 0.22's CPU backend: it took a DP-SGD epoch on the Adult MLP from
+/// about 0.038 s to 0.035 s (`examples/dp_epoch_ratio.rs`).
+fn row_squared_norms(x: &Tensor<2>) -> Tensor<2> {
+    let columns = x.dims()[1];
+    let ones = Tensor::<2>::ones([columns, 1], &x.device());
+    x.clone().square().matmul(ones)
 }
 
 fn per_example_probes(
