@@ -33,6 +33,27 @@ pub enum Command {
     Scan(ScanArgs),
     /// Write a copy of a file with personal identifiers replaced as a policy says.
     Redact(RedactArgs),
+    /// Create an Ed25519 key pair for signing run manifests.
+    Keygen(KeygenArgs),
+    /// Check a run directory against its manifest and, with a public key, its signature.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Private key file to create (PKCS#8 PEM, mode 0600); the public key goes to PATH.pub.
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Run directory written by `zeren train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Public key (PEM) to check the signature with.
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +305,9 @@ pub struct TrainArgs {
     /// column, mask the identifiers with their entity tag, or allow training on them.
     #[arg(long, value_enum)]
     pub pii: Option<PiiAction>,
+    /// Private key (from `zeren keygen`) that signs the run's manifest.
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
     /// Device to train on (default cpu).
     #[arg(long, value_enum)]
     pub device: Option<DeviceKind>,

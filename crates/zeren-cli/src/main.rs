@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod manifest;
 mod progress;
 mod report;
 mod run_dir;
@@ -36,6 +37,8 @@ fn main() {
         Command::Privacy(command) => commands::privacy::run(command),
         Command::Scan(args) => commands::scan::run(args),
         Command::Redact(args) => commands::redact::run(args),
+        Command::Keygen(args) => manifest::keygen(&args.out),
+        Command::Verify(args) => manifest::verify(&args.run, args.public_key.as_deref()),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

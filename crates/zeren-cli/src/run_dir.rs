@@ -42,6 +42,8 @@ pub struct RunDirectory {
     staging: Option<TempDir>,
     staging_path: PathBuf,
     destination: PathBuf,
+    /// Name and digest of every file written so far, for the manifest.
+    written: Mutex<Vec<crate::manifest::Resource>>,
 }
 
 impl RunDirectory {
@@ -71,7 +73,7 @@ impl RunDirectory {
         if let Ok(mut pending) = PENDING.lock() {
             pending.push(staging_path.clone());
         }
-        Ok(Self { staging: Some(staging), staging_path, destination: destination.to_path_buf() })
+        Ok(Self { staging: Some(staging), staging_path, destination: destination.to_path_buf(), written: Mutex::new(Vec::new()) })
     }
 
     /// Writes one file into the run directory.
@@ -81,8 +83,16 @@ impl RunDirectory {
     /// Returns a failure when the file cannot be written.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<(), CliError> {
         let path = self.staging_path.join(name);
-        fs::write(&path, contents).with_context(|| format!("cannot write {name} of the run directory"))?;
+        fs::write(&path, contents.as_ref()).with_context(|| format!("cannot write {name} of the run directory"))?;
+        if let Ok(mut written) = self.written.lock() {
+            written.push(crate::manifest::Resource::of(name, contents.as_ref()));
+        }
         Ok(())
+    }
+
+    /// Names and digests of the files written so far.
+    pub fn written(&self) -> Vec<crate::manifest::Resource> {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Moves the finished directory into place and returns its path.

@@ -762,3 +762,96 @@ fn gpu_device_without_feature_is_usage_error() {
         .code(2)
         .stderr(predicate::str::contains("device 'cuda' is not available in this build"));
 }
+
+// Signed manifests.
+
+fn signed_run(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let key = dir.path().join("key");
+    zeren().args(["keygen", "--out"]).arg(&key).assert().success();
+    let run = dir.path().join("run");
+    zeren()
+        .args(["train", "--dataset", "german", "--epochs", "2", "--bootstrap", "0", "--quiet", "--signing-key"])
+        .arg(&key)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    (run, dir.path().join("key.pub"))
+}
+
+fn verify(run: &Path, public_key: &Path) -> assert_cmd::assert::Assert {
+    zeren().arg("verify").arg(run).arg("--public-key").arg(public_key).assert()
+}
+
+#[test]
+fn signed_run_verifies() {
+    let dir = TempDir::new().unwrap();
+    let (run, public_key) = signed_run(&dir);
+    verify(&run, &public_key).success().stdout(predicate::str::contains("all 6 files match the manifest and the signature is valid"));
+    let manifest = read_json(&run.join("manifest.json"));
+    assert_eq!(manifest["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(manifest["predicate"]["materials"][0]["name"], "builtin:german/german.data.gz");
+    let mode = fs::metadata(dir.path().join("key")).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+}
+
+#[test]
+fn verify_names_changed_missing_and_added_files() {
+    let dir = TempDir::new().unwrap();
+    let (run, public_key) = signed_run(&dir);
+    let mut model = fs::read(run.join("model.json")).unwrap();
+    model[10] ^= 1;
+    fs::write(run.join("model.json"), model).unwrap();
+    fs::remove_file(run.join("report.md")).unwrap();
+    fs::write(run.join("extra.txt"), "x").unwrap();
+    verify(&run, &public_key)
+        .code(1)
+        .stderr(predicate::str::contains("model.json: changed"))
+        .stderr(predicate::str::contains("report.md: missing"))
+        .stderr(predicate::str::contains("extra.txt: added"));
+}
+
+#[test]
+fn verify_rejects_other_key_and_edited_manifest() {
+    let dir = TempDir::new().unwrap();
+    let (run, public_key) = signed_run(&dir);
+    let other = dir.path().join("other");
+    zeren().args(["keygen", "--out"]).arg(&other).assert().success();
+    verify(&run, &dir.path().join("other.pub")).code(1).stderr(predicate::str::contains("signature does not match"));
+
+    let manifest = fs::read_to_string(run.join("manifest.json")).unwrap();
+    fs::write(run.join("manifest.json"), manifest.replace("\"seed\": 0", "\"seed\": 1")).unwrap();
+    verify(&run, &public_key).code(1).stderr(predicate::str::contains("signature does not match"));
+}
+
+#[test]
+fn unsigned_run_checks_digests_only() {
+    let dir = TempDir::new().unwrap();
+    let run = dir.path().join("run");
+    zeren().args(["train", "--dataset", "german", "--epochs", "1", "--bootstrap", "0", "--quiet", "--out"]).arg(&run).assert().success();
+    zeren().arg("verify").arg(&run).assert().success().stderr(predicate::str::contains("the run is unsigned"));
+    let key = dir.path().join("key");
+    zeren().args(["keygen", "--out"]).arg(&key).assert().success();
+    verify(&run, &dir.path().join("key.pub")).code(1).stderr(predicate::str::contains("missing; the run is unsigned"));
+}
+
+#[test]
+fn keygen_and_keys_reject_bad_input() {
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("key");
+    zeren().args(["keygen", "--out"]).arg(&key).assert().success();
+    zeren().args(["keygen", "--out"]).arg(&key).assert().code(2).stderr(predicate::str::contains("already exists"));
+
+    let garbage = dir.path().join("garbage");
+    fs::write(&garbage, "not a key").unwrap();
+    fs::set_permissions(&garbage, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    zeren()
+        .args(["train", "--dataset", "german", "--signing-key"])
+        .arg(&garbage)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not an Ed25519 private key"));
+    zeren().arg("verify").arg(dir.path()).assert().code(1).stderr(predicate::str::contains("no manifest.json"));
+}

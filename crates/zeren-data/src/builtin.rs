@@ -33,6 +33,8 @@ pub struct BuiltinDataset {
     pub sensitive: Vec<String>,
     /// Columns never used as features.
     pub excluded: Vec<String>,
+    /// The embedded files, by their name in the crate's `datasets` directory, for provenance.
+    pub files: Vec<(&'static str, &'static [u8])>,
 }
 
 const ADULT_TRAIN: &[u8] = include_bytes!("../datasets/adult/adult.data.gz");
@@ -108,6 +110,7 @@ fn adult() -> Result<BuiltinDataset, DataError> {
         positive_label: ">50K",
         sensitive: vec!["sex".into(), "race".into()],
         excluded: vec![],
+        files: vec![("adult/adult.data.gz", ADULT_TRAIN), ("adult/adult.test.gz", ADULT_TEST)],
     })
 }
 
@@ -162,6 +165,7 @@ fn german() -> Result<BuiltinDataset, DataError> {
         positive_label: "good",
         sensitive: vec!["sex".into(), "age_group".into()],
         excluded: vec!["status_sex".into(), "age".into()],
+        files: vec![("german/german.data.gz", GERMAN), ("german/values_maps.json", GERMAN_CODES.as_bytes())],
     })
 }
 
@@ -206,6 +210,7 @@ fn compas() -> Result<BuiltinDataset, DataError> {
         excluded: ["id", "age_cat", "days_b_screening_arrest", "is_recid", "score_text", "decile_score"]
             .map(String::from)
             .to_vec(),
+        files: vec![("compas/compas-two-years.csv.gz", COMPAS)],
     })
 }
 

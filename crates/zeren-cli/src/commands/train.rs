@@ -7,6 +7,7 @@ use zeren_data::builtin::load_builtin;
 use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
 use zeren_fairness::classification::evaluate;
+use anyhow::Context;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +29,7 @@ use crate::report::{
     ColumnInfo, DataInfo, Metrics, ModelInfo, NonPrivateReference, PiiReport, PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION,
     TrainingInfo, render_markdown,
 };
+use crate::manifest::{self, Resource, RunPredicate};
 use crate::run_dir::RunDirectory;
 
 /// Test rows below which a group's rates are flagged as unreliable.
@@ -44,6 +46,8 @@ struct Source {
     positive_label: String,
     sensitive: Vec<String>,
     excluded: Vec<String>,
+    /// Digests of the input files, for the manifest.
+    materials: Vec<Resource>,
 }
 
 /// Runs `zeren train`.
@@ -54,6 +58,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     // An explicit seed makes DP noise reproducible, and so predictable: record whether one was given.
     let seed_given = merged.seed.is_some();
     let args = with_defaults(merged);
+    let signing_key = args.signing_key.as_deref().map(manifest::read_signing_key).transpose()?;
     let mut source = load_source(&args)?;
     let pii = screen_pii(&mut source, &args)?;
 
@@ -233,6 +238,17 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
 
     report.run.seconds = started.elapsed().as_secs_f64();
     write_run(&run_dir, &args, &source, &data, &report, weights, &test_scores, threshold)?;
+    let predicate = RunPredicate {
+        zeren_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: report.run.command.clone(),
+        seed,
+        materials: source.materials.clone(),
+    };
+    let (manifest_bytes, signature) = manifest::build(run_dir.written(), predicate, signing_key.as_ref())?;
+    run_dir.write(manifest::MANIFEST, &manifest_bytes)?;
+    if let Some(signature) = signature {
+        run_dir.write(manifest::SIGNATURE, format!("{signature}\n"))?;
+    }
     let path = run_dir.commit()?;
     print_summary(&path, &report);
     Ok(())
@@ -463,6 +479,7 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
                 return Err(CliError::usage("--test-data needs --data; a built-in dataset brings its own test rows"));
             }
             let builtin = load_builtin(name)?;
+            let materials = builtin.files.iter().map(|(file, bytes)| Resource::of(&format!("builtin:{file}"), bytes)).collect();
             let mut excluded = builtin.excluded.clone();
             excluded.extend(args.exclude.clone().unwrap_or_default());
             Ok(Source {
@@ -475,6 +492,7 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
                 train: builtin.train,
                 test: builtin.test,
                 csv: CsvOptions::default(),
+                materials,
             })
         }
         (None, Some(path)) => {
@@ -495,6 +513,12 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
             };
             let train = Table::from_path(path, &csv)?;
             let test = args.test_data.as_ref().map(|p| Table::from_path(p, &csv)).transpose()?;
+            let mut materials = Vec::new();
+            for input in std::iter::once(path).chain(args.test_data.as_ref()) {
+                let bytes = std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
+                let name = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+                materials.push(Resource::of(&name.display().to_string(), &bytes));
+            }
             let name = path.file_stem().map_or("run".to_string(), |s| s.to_string_lossy().into_owned());
             Ok(Source {
                 name,
@@ -506,6 +530,7 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
                 positive_label,
                 sensitive: args.sensitive.clone().unwrap_or_default(),
                 excluded: args.exclude.clone().unwrap_or_default(),
+                materials,
             })
         }
         (Some(_), Some(_)) => Err(CliError::usage("give either --dataset or --data, not both")),
