@@ -37,6 +37,18 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Check a run directory against its manifest and, with a public key, its signature.
     Verify(VerifyArgs),
+    /// Compare runs side by side: accuracy, ROC AUC, disparities and epsilon.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories written by `zeren train`.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Prefix of the CSV and Markdown tables to write (PREFIX.csv, PREFIX.md).
+    #[arg(long, value_name = "PREFIX", default_value = "comparison")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +317,18 @@ pub struct TrainArgs {
     /// column, mask the identifiers with their entity tag, or allow training on them.
     #[arg(long, value_enum)]
     pub pii: Option<PiiAction>,
+    /// Bias mitigation: reweighing gives each (group, label) pair the weight
+    /// P(group) P(label) / P(group, label) in the training loss, with groups formed by all
+    /// sensitive columns together. The unmitigated baseline is trained too and reported beside it.
+    #[arg(long, value_enum)]
+    pub mitigation: Option<MitigationMethod>,
+    /// Fairness constraint the mitigation targets (recorded in the report; reweighing targets
+    /// demographic parity whatever it is).
+    #[arg(long, value_enum)]
+    pub constraint: Option<FairnessConstraint>,
+    /// Allowed violation of the constraint (recorded in the report).
+    #[arg(long, value_name = "EPS")]
+    pub tolerance: Option<f64>,
     /// Private key (from `zeren keygen`) that signs the run's manifest.
     #[arg(long, value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
@@ -315,6 +339,27 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+}
+
+/// A bias-mitigation method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MitigationMethod {
+    /// Kamiran and Calders (2012): sample weights that make label and group independent.
+    Reweighing,
+}
+
+/// A group-fairness constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FairnessConstraint {
+    /// Equal selection rates.
+    #[default]
+    DemographicParity,
+    /// Equal true and false positive rates.
+    EqualizedOdds,
+    /// Equal true positive rates.
+    TruePositiveRateParity,
 }
 
 /// The PII gate's action on feature columns that hold personal identifiers.

@@ -38,6 +38,7 @@ fn main() {
         Command::Scan(args) => commands::scan::run(args),
         Command::Redact(args) => commands::redact::run(args),
         Command::Keygen(args) => manifest::keygen(&args.out),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Verify(args) => manifest::verify(&args.run, args.public_key.as_deref()),
     };
     if let Err(error) = result {

@@ -10,7 +10,7 @@ use zeren_fairness::classification::Evaluation;
 use zeren_pii::columns::ColumnReport;
 use zeren_privacy::membership::MembershipInference;
 
-use crate::cli::PiiAction;
+use crate::cli::{FairnessConstraint, MitigationMethod, PiiAction};
 use zeren_train::dp::Clipping;
 use zeren_train::{EpochRecord, MlpConfig, StopReason};
 
@@ -36,6 +36,31 @@ pub struct Report {
     pub membership_inference: Option<MembershipInference>,
     /// What the PII screen of the training data found and did.
     pub pii: PiiReport,
+    /// The mitigated model beside its unmitigated baseline; `null` without `--mitigation`.
+    pub mitigation: Option<MitigationReport>,
+}
+
+/// A mitigated run and its baseline.
+#[derive(Debug, Serialize)]
+pub struct MitigationReport {
+    pub method: MitigationMethod,
+    pub constraint: FairnessConstraint,
+    pub tolerance: Option<f64>,
+    /// Sensitive columns whose joint groups the weights balance.
+    pub groups_from: Vec<String>,
+    /// The sensitive column the disparities below are measured on (the first one).
+    pub measured_on: String,
+    pub baseline: ModelSummary,
+    pub mitigated: ModelSummary,
+}
+
+/// Test-split accuracy and disparities of one model.
+#[derive(Debug, Serialize)]
+pub struct ModelSummary {
+    pub accuracy: f64,
+    pub roc_auc: f64,
+    pub demographic_parity_difference: f64,
+    pub equalized_odds_difference: f64,
 }
 
 /// The PII screen of the training data.
@@ -275,6 +300,23 @@ pub fn render_markdown(report: &Report) -> String {
     );
 
     render_privacy(&mut out, report);
+    if let Some(mitigation) = &report.mitigation {
+        let _ = writeln!(out, "\n## Bias mitigation\n");
+        let _ = writeln!(
+            out,
+            "{} on the groups of {}, targeting {}; measured on `{}`:\n",
+            serde_name(&mitigation.method), mitigation.groups_from.join(" & "), serde_name(&mitigation.constraint), mitigation.measured_on
+        );
+        let _ = writeln!(out, "| model | accuracy | ROC AUC | demographic parity difference | equalized odds difference |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for (name, summary) in [("baseline", &mitigation.baseline), ("mitigated", &mitigation.mitigated)] {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} |",
+                number(summary.accuracy), number(summary.roc_auc), number(summary.demographic_parity_difference), number(summary.equalized_odds_difference)
+            );
+        }
+    }
 
     let _ = writeln!(out, "\n## Fairness on the test split\n");
     let _ = writeln!(
@@ -389,6 +431,11 @@ fn render_privacy(out: &mut String, report: &Report) {
             }
         );
     }
+}
+
+/// The name a value has in report.json, such as `demographic-parity`.
+fn serde_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 fn stop_text(reason: &StopReason) -> String {

@@ -855,3 +855,74 @@ fn keygen_and_keys_reject_bad_input() {
         .stderr(predicate::str::contains("not an Ed25519 private key"));
     zeren().arg("verify").arg(dir.path()).assert().code(1).stderr(predicate::str::contains("no manifest.json"));
 }
+
+// Bias mitigation and comparison.
+
+#[test]
+fn reweighing_reports_baseline_and_lowers_parity_gap() {
+    let dir = TempDir::new().unwrap();
+    let run = dir.path().join("rw");
+    zeren()
+        .args(["train", "--dataset", "adult", "--sensitive", "sex", "--bootstrap", "0", "--quiet"])
+        .args(["--mitigation", "reweighing", "--constraint", "demographic-parity", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let report = read_json(&run.join("report.json"));
+    let mitigation = &report["mitigation"];
+    assert_eq!(mitigation["method"], "reweighing");
+    assert_eq!(mitigation["constraint"], "demographic-parity");
+    let baseline = mitigation["baseline"]["demographic_parity_difference"].as_f64().unwrap();
+    let mitigated = mitigation["mitigated"]["demographic_parity_difference"].as_f64().unwrap();
+    assert!(mitigated < baseline, "reweighing did not lower the gap: {baseline} -> {mitigated}");
+    assert!(mitigation["mitigated"]["accuracy"].as_f64().unwrap() > 0.8);
+    assert_eq!(mitigation["mitigated"]["accuracy"], report["metrics"]["test"]["accuracy"]);
+}
+
+#[test]
+fn mitigation_flags_need_their_partners() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    zeren()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--target", "y", "--positive-label", "yes", "--mitigation", "reweighing", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--mitigation needs --sensitive"));
+    zeren()
+        .args(["train", "--dataset", "german", "--constraint", "equalized-odds", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("need --mitigation"));
+}
+
+#[test]
+fn compare_writes_csv_and_markdown() {
+    let dir = TempDir::new().unwrap();
+    for (name, extra) in [("plain", vec![]), ("private", vec!["--dp-epsilon", "3"])] {
+        zeren()
+            .args(["train", "--dataset", "german", "--epochs", "2", "--bootstrap", "0", "--quiet", "--out"])
+            .arg(dir.path().join(name))
+            .args(extra)
+            .assert()
+            .success();
+    }
+    let prefix = dir.path().join("table");
+    zeren()
+        .current_dir(dir.path())
+        .args(["compare", "plain", "private", "--out"])
+        .arg(&prefix)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| plain |"));
+    let csv = fs::read_to_string(dir.path().join("table.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "run,accuracy,roc_auc,sensitive,demographic_parity_difference,equalized_odds_difference,epsilon,mitigation");
+    assert!(lines[1].starts_with("plain,") && lines[1].ends_with(",-,-"), "{}", lines[1]);
+    assert!(!lines[2].contains(",-,-"), "the private run has an epsilon: {}", lines[2]);
+    assert!(dir.path().join("table.md").is_file());
+    zeren().args(["compare"]).arg(dir.path().join("nothing")).assert().code(2).stderr(predicate::str::contains("no report.json"));
+}

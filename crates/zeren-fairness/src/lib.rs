@@ -20,6 +20,7 @@
 
 pub mod audit;
 pub mod classification;
+pub mod mitigation;
 
 /// Errors from invalid audit inputs.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod compare;
 pub mod datasets;
 pub mod predict;
 pub mod privacy;

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use zeren_fairness::audit::FeatureAudit;
+use zeren_fairness::mitigation::reweighing_weights;
 use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
 use zeren_pii::operators::{Policy, Redactor};
 use zeren_pii::{EntityType, Scanner};
@@ -21,12 +22,13 @@ use zeren_train::dp::DpConfig;
 use zeren_train::{MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
-use crate::cli::{PiiAction, TrainArgs};
+use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
 use crate::progress::Progress;
 use crate::report::{
-    ColumnInfo, DataInfo, Metrics, ModelInfo, NonPrivateReference, PiiReport, PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION,
+    ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport, PrivacyReport, Report,
+    RowCounts, RunInfo, SCHEMA_VERSION,
     TrainingInfo, render_markdown,
 };
 use crate::manifest::{self, Resource, RunPredicate};
@@ -155,9 +157,29 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
     let run_dir = RunDirectory::create(&out)?;
 
+    let sample_weights = match args.mitigation {
+        Some(MitigationMethod::Reweighing) => {
+            if data.sensitive.is_empty() {
+                return Err(CliError::usage("--mitigation needs --sensitive columns to balance"));
+            }
+            let joint: Vec<String> = (0..data.train.len())
+                .map(|row| data.train.groups.iter().map(|g| g[row].as_str()).collect::<Vec<_>>().join(", "))
+                .collect();
+            let weights: Vec<f32> = reweighing_weights(&data.train.labels, &joint).into_iter().map(|w| w as f32).collect();
+            Some(weights)
+        }
+        None => {
+            if args.constraint.is_some() || args.tolerance.is_some() {
+                return Err(CliError::usage("--constraint and --tolerance need --mitigation"));
+            }
+            None
+        }
+    };
+    let train_rows = Rows { weights: sample_weights.as_deref(), ..rows(&data.train) };
+
     let progress = Progress::new(train_config.epochs, args.quiet);
     let training_start = Instant::now();
-    let outcome = fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |r| progress.epoch(r));
+    let outcome = fit(&model_config, &train_config, train_rows, rows(&data.validation), &device, &mut |r| progress.epoch(r));
     progress.finish();
     let outcome = outcome?;
     let training_seconds = training_start.elapsed().as_secs_f64();
@@ -183,6 +205,26 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let audit_options = AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
     let predictions = Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
+
+    let mitigation = match args.mitigation {
+        Some(method) => {
+            let baseline = fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+            let scores: Vec<f64> = predict_probabilities(&baseline.model, &data.test.features.values, data.test.features.width, &device)?
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            Some(MitigationReport {
+                method,
+                constraint: args.constraint.unwrap_or_default(),
+                tolerance: args.tolerance,
+                groups_from: data.sensitive.clone(),
+                measured_on: data.sensitive[0].clone(),
+                baseline: summarize(&data, &scores, threshold)?,
+                mitigated: summarize(&data, &test_scores, threshold)?,
+            })
+        }
+        None => None,
+    };
 
     let delta = dp_plan.as_ref().map_or_else(|| default_delta(data.train.len()), |plan| plan.delta);
     let membership_inference = membership_audit(&data, &train_scores, &test_scores, delta, seed);
@@ -234,6 +276,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         privacy,
         membership_inference,
         pii,
+        mitigation,
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
@@ -252,6 +295,23 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let path = run_dir.commit()?;
     print_summary(&path, &report);
     Ok(())
+}
+
+/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one model.
+fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<ModelSummary, CliError> {
+    let evaluation = evaluate(&data.test.labels, scores, threshold);
+    let predictions: Vec<bool> = scores.iter().map(|&p| p >= threshold).collect();
+    let feature = SensitiveFeature { name: data.sensitive[0].clone(), groups: data.test.groups[0].clone() };
+    let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
+    let input = Predictions { y_true: &data.test.labels, y_pred: &predictions, scores: None, weights: None };
+    let audits = audit(input, &[feature], &options)?;
+    let disparities = &audits[&data.sensitive[0]].between_groups;
+    Ok(ModelSummary {
+        accuracy: evaluation.accuracy,
+        roc_auc: evaluation.roc_auc,
+        demographic_parity_difference: disparities.demographic_parity_difference,
+        equalized_odds_difference: disparities.equalized_odds_difference,
+    })
 }
 
 /// Rows sampled per column by the PII screen: enough to estimate a column's share of
