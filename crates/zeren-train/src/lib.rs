@@ -27,6 +27,8 @@ pub mod dp;
 mod model;
 mod train;
 
+/// The burn device type that runs training and inference.
+pub use burn::tensor::Device;
 pub use model::{Activation, LayerWeights, Mlp, MlpConfig, MlpWeights, ProbedForward};
 pub use train::{
     EpochRecord, LossKind, OptimizerKind, PrivateTraining, Rows, StopReason, TrainConfig, TrainingOutcome, fit, gather,

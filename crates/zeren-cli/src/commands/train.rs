@@ -19,7 +19,8 @@ use zeren_pii::{EntityType, Scanner};
 use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
 use zeren_privacy::{Accountant, calibrate, epsilon};
 use zeren_train::dp::DpConfig;
-use zeren_train::{MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
+use zeren_train::{Device, Mlp, MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
+
 
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
 use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
@@ -184,10 +185,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let outcome = outcome?;
     let training_seconds = training_start.elapsed().as_secs_f64();
 
-    let score = |split: &Split| -> Result<Vec<f64>, CliError> {
-        let probabilities = predict_probabilities(&outcome.model, &split.features.values, split.features.width, &device)?;
-        Ok(probabilities.into_iter().map(f64::from).collect())
-    };
+    let score = |split: &Split| split_scores(&outcome.model, split, &device);
     let test_scores = score(&data.test)?;
     let train_scores = score(&data.train)?;
     let train_metrics = evaluate(&data.train.labels, &train_scores, threshold);
@@ -196,12 +194,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let test_metrics = evaluate(&data.test.labels, &test_scores, threshold);
 
     let test_predictions: Vec<bool> = test_scores.iter().map(|&p| p >= threshold).collect();
-    let features: Vec<SensitiveFeature> = data
-        .sensitive
-        .iter()
-        .zip(&data.test.groups)
-        .map(|(name, groups)| SensitiveFeature { name: name.clone(), groups: groups.clone() })
-        .collect();
+    let features = test_features(&data);
     let audit_options = AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
     let predictions = Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
@@ -209,10 +202,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let mitigation = match args.mitigation {
         Some(method) => {
             let baseline = fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
-            let scores: Vec<f64> = predict_probabilities(&baseline.model, &data.test.features.values, data.test.features.width, &device)?
-                .into_iter()
-                .map(f64::from)
-                .collect();
+            let scores = split_scores(&baseline.model, &data.test, &device)?;
             Some(MitigationReport {
                 method,
                 constraint: args.constraint.unwrap_or_default(),
@@ -233,10 +223,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             let reference = if args.compare_non_private {
                 let plain = TrainConfig { dp: None, ..train_config.clone() };
                 let baseline = fit(&model_config, &plain, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
-                let scores: Vec<f64> = predict_probabilities(&baseline.model, &data.test.features.values, data.test.features.width, &device)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect();
+                let scores = split_scores(&baseline.model, &data.test, &device)?;
                 Some(non_private_reference(&data, &scores, threshold, &fairness)?)
             } else {
                 None
@@ -295,6 +282,21 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let path = run_dir.commit()?;
     print_summary(&path, &report);
     Ok(())
+}
+
+/// Probabilities of the positive class for every row of a split.
+fn split_scores(model: &Mlp, split: &Split, device: &Device) -> Result<Vec<f64>, CliError> {
+    let probabilities = predict_probabilities(model, &split.features.values, split.features.width, device)?;
+    Ok(probabilities.into_iter().map(f64::from).collect())
+}
+
+/// The sensitive features of the test split, for the audit.
+fn test_features(data: &PreparedData) -> Vec<SensitiveFeature> {
+    data.sensitive
+        .iter()
+        .zip(&data.test.groups)
+        .map(|(name, groups)| SensitiveFeature { name: name.clone(), groups: groups.clone() })
+        .collect()
 }
 
 /// Test accuracy, ROC AUC and the disparities on the first sensitive column of one model.
@@ -508,12 +510,7 @@ fn non_private_reference(
 ) -> Result<NonPrivateReference, CliError> {
     let evaluation = evaluate(&data.test.labels, scores, threshold);
     let predictions: Vec<bool> = scores.iter().map(|&p| p >= threshold).collect();
-    let features: Vec<SensitiveFeature> = data
-        .sensitive
-        .iter()
-        .zip(&data.test.groups)
-        .map(|(name, groups)| SensitiveFeature { name: name.clone(), groups: groups.clone() })
-        .collect();
+    let features = test_features(data);
     let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
     let input = Predictions { y_true: &data.test.labels, y_pred: &predictions, scores: None, weights: None };
     let audits = if features.is_empty() { BTreeMap::new() } else { audit(input, &features, &options)? };
