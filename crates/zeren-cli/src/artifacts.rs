@@ -53,11 +53,15 @@ pub struct PreprocessingFile {
 pub fn read_artifact<T: for<'de> Deserialize<'de>>(run: &Path, name: &str) -> Result<T, CliError> {
     let path = run.join(name);
     if !run.is_dir() {
-        return Err(CliError::usage(format!("{}: run directory not found; pass the --out directory of `zeren train`", run.display())));
+        return Err(CliError::usage(format!(
+            "{}: run directory not found; pass the --out directory of `zeren train`",
+            run.display()
+        )));
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read; is this a complete zeren run directory?", path.display()))?;
-    let value: T = serde_json::from_str(&text).with_context(|| format!("{}: invalid or damaged file", path.display()))?;
+    let value: T =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid or damaged file", path.display()))?;
     Ok(value)
 }
 

@@ -429,4 +429,3 @@ pub struct AuditArgs {
     #[arg(long)]
     pub json: bool,
 }
-

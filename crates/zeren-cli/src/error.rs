@@ -42,7 +42,9 @@ impl From<DataError> for CliError {
 impl From<zeren_train::TrainError> for CliError {
     fn from(error: zeren_train::TrainError) -> Self {
         match error {
-            zeren_train::TrainError::InvalidConfig(_) | zeren_train::TrainError::Device(_) => CliError::Usage(error.to_string()),
+            zeren_train::TrainError::InvalidConfig(_) | zeren_train::TrainError::Device(_) => {
+                CliError::Usage(error.to_string())
+            }
             other => CliError::Failure(other.into()),
         }
     }

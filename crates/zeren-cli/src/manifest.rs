@@ -61,7 +61,11 @@ pub struct Statement {
 
 /// Builds the manifest of a run directory's files (sorted by name) and its signature, if a key
 /// is given. Returns the manifest bytes and the hex signature.
-pub fn build(mut subject: Vec<Resource>, predicate: RunPredicate, key: Option<&SigningKey>) -> Result<(Vec<u8>, Option<String>), CliError> {
+pub fn build(
+    mut subject: Vec<Resource>,
+    predicate: RunPredicate,
+    key: Option<&SigningKey>,
+) -> Result<(Vec<u8>, Option<String>), CliError> {
     subject.sort_by(|a, b| a.name.cmp(&b.name));
     let statement = Statement {
         statement_type: "https://in-toto.io/Statement/v1".to_string(),
@@ -81,7 +85,8 @@ pub fn build(mut subject: Vec<Resource>, predicate: RunPredicate, key: Option<&S
 /// Returns a usage error when the file is missing, readable by others than its owner, or not an
 /// Ed25519 PKCS#8 PEM key.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, CliError> {
-    let metadata = fs::metadata(path).map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
+    let metadata = fs::metadata(path)
+        .map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(CliError::usage(format!(
@@ -89,9 +94,13 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, CliError> {
             path.display()
         )));
     }
-    let text = fs::read_to_string(path).map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
+    let text = fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
     SigningKey::from_pkcs8_pem(&text).map_err(|e| {
-        CliError::usage(format!("{}: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with zeren keygen", path.display()))
+        CliError::usage(format!(
+            "{}: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with zeren keygen",
+            path.display()
+        ))
     })
 }
 
@@ -100,20 +109,29 @@ pub fn keygen(out: &Path) -> Result<(), CliError> {
     let public = PathBuf::from(format!("{}.pub", out.display()));
     for path in [out, public.as_path()] {
         if path.exists() {
-            return Err(CliError::usage(format!("{}: file already exists; choose another --out or remove it", path.display())));
+            return Err(CliError::usage(format!(
+                "{}: file already exists; choose another --out or remove it",
+                path.display()
+            )));
         }
     }
     let mut seed = [0u8; 32];
     ChaCha20Rng::from_os_rng().fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
-    let private_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| CliError::Failure(anyhow::anyhow!("cannot encode the key: {e}")))?;
-    let public_pem = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| CliError::Failure(anyhow::anyhow!("cannot encode the key: {e}")))?;
+    let private_pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot encode the key: {e}")))?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot encode the key: {e}")))?;
 
     // Create the private key with mode 0600 from the start, so it is never readable by others.
     let mut options = fs::OpenOptions::new();
     std::os::unix::fs::OpenOptionsExt::mode(options.write(true).create_new(true), 0o600);
     let mut file = options.open(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    std::io::Write::write_all(&mut file, private_pem.as_bytes()).with_context(|| format!("{}: cannot write", out.display()))?;
+    std::io::Write::write_all(&mut file, private_pem.as_bytes())
+        .with_context(|| format!("{}: cannot write", out.display()))?;
     fs::write(&public, public_pem).with_context(|| format!("{}: cannot write", public.display()))?;
     println!("zeren: wrote private key {} (keep it secret) and public key {}", out.display(), public.display());
     Ok(())
@@ -126,10 +144,15 @@ pub fn verify(run: &Path, public_key: Option<&Path>) -> Result<(), CliError> {
     if !run.is_dir() {
         return Err(CliError::usage(format!("{}: run directory not found", run.display())));
     }
-    let bytes = fs::read(&manifest_path)
-        .map_err(|_| CliError::Failure(anyhow::anyhow!("{}: no manifest.json; this is not a zeren run directory, or it was written before manifests", run.display())))?;
-    let statement: Statement = serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("{}: invalid or damaged manifest: {e}", manifest_path.display())))?;
+    let bytes = fs::read(&manifest_path).map_err(|_| {
+        CliError::Failure(anyhow::anyhow!(
+            "{}: no manifest.json; this is not a zeren run directory, or it was written before manifests",
+            run.display()
+        ))
+    })?;
+    let statement: Statement = serde_json::from_slice(&bytes).map_err(|e| {
+        CliError::Failure(anyhow::anyhow!("{}: invalid or damaged manifest: {e}", manifest_path.display()))
+    })?;
 
     let mut problems = Vec::new();
     let listed: BTreeMap<&str, &Resource> = statement.subject.iter().map(|r| (r.name.as_str(), r)).collect();
@@ -158,25 +181,36 @@ pub fn verify(run: &Path, public_key: Option<&Path>) -> Result<(), CliError> {
     let signed = signature_path.exists();
     match (public_key, signed) {
         (Some(key_path), true) => {
-            let text = fs::read_to_string(key_path).map_err(|e| CliError::usage(format!("{}: cannot read the public key: {e}", key_path.display())))?;
-            let key = VerifyingKey::from_public_key_pem(&text)
-                .map_err(|e| CliError::usage(format!("{}: not an Ed25519 public key in PEM ({e})", key_path.display())))?;
+            let text = fs::read_to_string(key_path)
+                .map_err(|e| CliError::usage(format!("{}: cannot read the public key: {e}", key_path.display())))?;
+            let key = VerifyingKey::from_public_key_pem(&text).map_err(|e| {
+                CliError::usage(format!("{}: not an Ed25519 public key in PEM ({e})", key_path.display()))
+            })?;
             let hex_signature = fs::read_to_string(&signature_path).unwrap_or_default();
             let valid = hex::decode(hex_signature.trim())
                 .ok()
                 .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
                 .is_some_and(|b| key.verify(&bytes, &Signature::from_bytes(&b)).is_ok());
             if !valid {
-                problems.push(format!("{MANIFEST}: the signature does not match this public key, or the manifest was edited after signing"));
+                problems.push(format!(
+                    "{MANIFEST}: the signature does not match this public key, or the manifest was edited after signing"
+                ));
             }
         }
         (Some(_), false) => problems.push(format!("{SIGNATURE}: missing; the run is unsigned")),
-        (None, true) => eprintln!("zeren: the run is signed, but no --public-key was given, so only digests were checked"),
+        (None, true) => {
+            eprintln!("zeren: the run is signed, but no --public-key was given, so only digests were checked")
+        }
         (None, false) => eprintln!("zeren: the run is unsigned; only digests were checked"),
     }
 
     if problems.is_empty() {
-        println!("zeren: {}: all {} files match the manifest{}", run.display(), listed.len(), if public_key.is_some() { " and the signature is valid" } else { "" });
+        println!(
+            "zeren: {}: all {} files match the manifest{}",
+            run.display(),
+            listed.len(),
+            if public_key.is_some() { " and the signature is valid" } else { "" }
+        );
         Ok(())
     } else {
         for problem in &problems {

@@ -22,8 +22,9 @@ impl Progress {
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(epochs as u64);
-            let style = ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed} elapsed, ~{eta} left]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style =
+                ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed} elapsed, ~{eta} left]")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(250));
             Self { bar: Some(bar), plain: false, epochs }

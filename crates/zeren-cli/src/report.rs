@@ -225,27 +225,56 @@ pub fn render_markdown(report: &Report) -> String {
     let data = &report.data;
     let name = data.dataset.clone().unwrap_or_else(|| data.train_source.clone());
     let _ = writeln!(out, "# zeren run report: {name}\n");
-    let _ = writeln!(out, "Trained {} with zeren {}; command `{}`.\n", report.run.started_at, report.zeren_version, report.run.command.join(" "));
+    let _ = writeln!(
+        out,
+        "Trained {} with zeren {}; command `{}`.\n",
+        report.run.started_at,
+        report.zeren_version,
+        report.run.command.join(" ")
+    );
 
     let _ = writeln!(out, "## Data\n");
     let _ = writeln!(out, "- Training rows: {} from {}", data.rows.train, data.train_source);
-    let _ = writeln!(out, "- Validation rows: {} (held out from the training rows for early stopping)", data.rows.validation);
+    let _ = writeln!(
+        out,
+        "- Validation rows: {} (held out from the training rows for early stopping)",
+        data.rows.validation
+    );
     let _ = writeln!(out, "- Test rows: {} from {}", data.rows.test, data.test_source);
-    let _ = writeln!(out, "- Target: `{}`, positive label `{}`, negative label `{}`", data.target, data.positive_label, data.negative_label);
+    let _ = writeln!(
+        out,
+        "- Target: `{}`, positive label `{}`, negative label `{}`",
+        data.target, data.positive_label, data.negative_label
+    );
     let used = if data.sensitive_as_features { "used as model inputs" } else { "not used as model inputs" };
     if data.sensitive.is_empty() {
         let _ = writeln!(out, "- Sensitive columns: none given, so the fairness audit was skipped");
     } else {
-        let _ = writeln!(out, "- Sensitive columns: {} ({used})", data.sensitive.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            out,
+            "- Sensitive columns: {} ({used})",
+            data.sensitive.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        );
     }
-    let columns: Vec<String> = data.columns.iter().map(|c| format!("`{}` ({:?})", c.name, c.kind).to_lowercase()).collect();
-    let _ = writeln!(out, "- Features: {} columns, {} model inputs: {}", data.columns.len(), data.inputs, columns.join(", "));
+    let columns: Vec<String> =
+        data.columns.iter().map(|c| format!("`{}` ({:?})", c.name, c.kind).to_lowercase()).collect();
+    let _ = writeln!(
+        out,
+        "- Features: {} columns, {} model inputs: {}",
+        data.columns.len(),
+        data.inputs,
+        columns.join(", ")
+    );
     for warning in &data.warnings {
         let _ = writeln!(out, "- Warning: {warning}");
     }
     let pii = &report.pii;
     if pii.columns.is_empty() {
-        let _ = writeln!(out, "- PII screen: no personal identifiers found in the feature columns ({} rows sampled per column)", pii.rows_sampled);
+        let _ = writeln!(
+            out,
+            "- PII screen: no personal identifiers found in the feature columns ({} rows sampled per column)",
+            pii.rows_sampled
+        );
     }
     for column in &pii.columns {
         let what = match column.entity {
@@ -262,17 +291,35 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "- Multilayer perceptron: {} inputs, hidden layers [{}], {} activation, 1 output logit; {} parameters",
-        model.config.inputs, hidden.join(", "), format!("{:?}", model.config.activation).to_lowercase(), model.parameters
+        model.config.inputs,
+        hidden.join(", "),
+        format!("{:?}", model.config.activation).to_lowercase(),
+        model.parameters
     );
     let training = &report.training;
     let _ = writeln!(
         out,
         "- {} with learning rate {}, batch size {}, {} loss; {} epochs run, weights of epoch {} kept ({})",
-        training.optimizer, training.learning_rate, training.batch_size, training.loss, training.epochs_run,
-        training.best_epoch, stop_text(&training.stop_reason)
+        training.optimizer,
+        training.learning_rate,
+        training.batch_size,
+        training.loss,
+        training.epochs_run,
+        training.best_epoch,
+        stop_text(&training.stop_reason)
     );
-    let _ = writeln!(out, "- Training took {:.1} s on {}; seed {}; {}", training.seconds, report.run.device, report.run.seed,
-        if report.run.reproducible { "rerunning the command gives bit-identical weights" } else { "results may differ slightly between reruns" });
+    let _ = writeln!(
+        out,
+        "- Training took {:.1} s on {}; seed {}; {}",
+        training.seconds,
+        report.run.device,
+        report.run.seed,
+        if report.run.reproducible {
+            "rerunning the command gives bit-identical weights"
+        } else {
+            "results may differ slightly between reruns"
+        }
+    );
 
     let metrics = &report.metrics;
     let _ = writeln!(out, "\n## Test metrics\n");
@@ -288,8 +335,13 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| {split} | {} | {} | {} | {} | {} | {} | {} |",
-            e.rows, number(e.accuracy), number(e.balanced_accuracy), number(e.roc_auc), number(e.log_loss),
-            number(e.precision), number(e.recall)
+            e.rows,
+            number(e.accuracy),
+            number(e.balanced_accuracy),
+            number(e.roc_auc),
+            number(e.log_loss),
+            number(e.precision),
+            number(e.recall)
         );
     }
     let m = &metrics.test.confusion_matrix;
@@ -305,15 +357,22 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{} on the groups of {}, targeting {}; measured on `{}`:\n",
-            serde_name(&mitigation.method), mitigation.groups_from.join(" & "), serde_name(&mitigation.constraint), mitigation.measured_on
+            serde_name(&mitigation.method),
+            mitigation.groups_from.join(" & "),
+            serde_name(&mitigation.constraint),
+            mitigation.measured_on
         );
-        let _ = writeln!(out, "| model | accuracy | ROC AUC | demographic parity difference | equalized odds difference |");
+        let _ =
+            writeln!(out, "| model | accuracy | ROC AUC | demographic parity difference | equalized odds difference |");
         let _ = writeln!(out, "|---|---|---|---|---|");
         for (name, summary) in [("baseline", &mitigation.baseline), ("mitigated", &mitigation.mitigated)] {
             let _ = writeln!(
                 out,
                 "| {name} | {} | {} | {} | {} |",
-                number(summary.accuracy), number(summary.roc_auc), number(summary.demographic_parity_difference), number(summary.equalized_odds_difference)
+                number(summary.accuracy),
+                number(summary.roc_auc),
+                number(summary.demographic_parity_difference),
+                number(summary.equalized_odds_difference)
             );
         }
     }
@@ -343,8 +402,13 @@ pub fn render_audit(out: &mut String, name: &str, audit: &FeatureAudit) {
         let _ = writeln!(
             out,
             "| {group} | {} | {} | {} | {} | {} | {} | {} |",
-            g.count, number(g.selection_rate), number(g.accuracy), number(g.true_positive_rate),
-            number(g.false_positive_rate), number(g.false_negative_rate), number(g.precision)
+            g.count,
+            number(g.selection_rate),
+            number(g.accuracy),
+            number(g.true_positive_rate),
+            number(g.false_positive_rate),
+            number(g.false_negative_rate),
+            number(g.precision)
         );
     }
     let _ = writeln!(out, "\n| measure | between groups | 95% interval | to overall |");
@@ -383,9 +447,16 @@ fn render_privacy(out: &mut String, report: &Report) {
                 "DP-SGD settings: noise multiplier {:.4}, max grad norm {}, {} clipping, sample rate {:.6} \
                  (expected batch size {}), {} steps of {} planned; ε {:.4} at δ {} from the {} accountant{}; \
                  the noisy gradient sum is {}.",
-                privacy.noise_multiplier, privacy.max_grad_norm, format!("{:?}", privacy.clipping).to_lowercase(),
-                privacy.sample_rate, privacy.expected_batch_size, privacy.steps, privacy.planned_steps,
-                privacy.epsilon, privacy.delta, privacy.accountant,
+                privacy.noise_multiplier,
+                privacy.max_grad_norm,
+                format!("{:?}", privacy.clipping).to_lowercase(),
+                privacy.sample_rate,
+                privacy.expected_batch_size,
+                privacy.steps,
+                privacy.planned_steps,
+                privacy.epsilon,
+                privacy.delta,
+                privacy.accountant,
                 match (privacy.order, privacy.epsilon_error) {
                     (Some(order), _) => format!(" (best order {order})"),
                     (_, Some(error)) => format!(" (an upper bound; error interval width {error:.4})"),
@@ -398,24 +469,36 @@ fn render_privacy(out: &mut String, report: &Report) {
                     out,
                     "\nA non-private model with the same seed and settings reaches test accuracy {} (ROC AUC {}), \
                      against {} for the private model. Accuracy by group:\n",
-                    number(reference.test_accuracy), number(reference.test_roc_auc), number(report.metrics.test.accuracy)
+                    number(reference.test_accuracy),
+                    number(reference.test_roc_auc),
+                    number(report.metrics.test.accuracy)
                 );
                 let _ = writeln!(out, "| column | group | private | non-private | difference |");
                 let _ = writeln!(out, "|---|---|---|---|---|");
                 for (column, groups) in &reference.group_accuracy {
                     for (group, accuracy) in groups {
-                        let private = reference.private_group_accuracy.get(column).and_then(|g| g.get(group)).copied().unwrap_or(f64::NAN);
+                        let private = reference
+                            .private_group_accuracy
+                            .get(column)
+                            .and_then(|g| g.get(group))
+                            .copied()
+                            .unwrap_or(f64::NAN);
                         let _ = writeln!(
                             out,
                             "| {column} | {group} | {} | {} | {} |",
-                            number(private), number(*accuracy), number(private - accuracy)
+                            number(private),
+                            number(*accuracy),
+                            number(private - accuracy)
                         );
                     }
                 }
             }
         }
         None => {
-            let _ = writeln!(out, "The model was trained without differential privacy: it carries no formal guarantee for the training records.");
+            let _ = writeln!(
+                out,
+                "The model was trained without differential privacy: it carries no formal guarantee for the training records."
+            );
         }
     }
     if let Some(attack) = &report.membership_inference {
@@ -423,8 +506,13 @@ fn render_privacy(out: &mut String, report: &Report) {
             out,
             "\nMembership inference ({}) on {} training and {} test rows: attack ROC AUC {}, advantage {} \
              (TPR − FPR; 0 is chance), so the training run is at least {}-DP at δ {} with about 95% confidence{}.",
-            attack.attack, attack.members, attack.non_members, number(attack.auc), number(attack.advantage),
-            number(attack.epsilon_lower_bound), attack.delta,
+            attack.attack,
+            attack.members,
+            attack.non_members,
+            number(attack.auc),
+            number(attack.advantage),
+            number(attack.epsilon_lower_bound),
+            attack.delta,
             match &report.privacy {
                 Some(privacy) => format!("; the proven upper bound is ε = {}", number(privacy.epsilon)),
                 None => String::new(),

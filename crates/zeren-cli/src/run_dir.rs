@@ -73,7 +73,12 @@ impl RunDirectory {
         if let Ok(mut pending) = PENDING.lock() {
             pending.push(staging_path.clone());
         }
-        Ok(Self { staging: Some(staging), staging_path, destination: destination.to_path_buf(), written: Mutex::new(Vec::new()) })
+        Ok(Self {
+            staging: Some(staging),
+            staging_path,
+            destination: destination.to_path_buf(),
+            written: Mutex::new(Vec::new()),
+        })
     }
 
     /// Writes one file into the run directory.
@@ -149,7 +154,10 @@ impl AtomicFile {
     /// the directory cannot be written.
     pub fn create(path: &Path) -> Result<Self, CliError> {
         if path.exists() {
-            return Err(CliError::usage(format!("{}: file already exists; choose another output or remove it", path.display())));
+            return Err(CliError::usage(format!(
+                "{}: file already exists; choose another output or remove it",
+                path.display()
+            )));
         }
         let parent = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -165,7 +173,11 @@ impl AtomicFile {
         if let Ok(mut pending) = PENDING.lock() {
             pending.push(staging.clone());
         }
-        Ok(Self { file: Some(std::io::BufWriter::with_capacity(1 << 20, file)), staging, destination: path.to_path_buf() })
+        Ok(Self {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            staging,
+            destination: path.to_path_buf(),
+        })
     }
 
     /// The writer of the staging file.
@@ -181,7 +193,9 @@ impl AtomicFile {
     pub fn commit(mut self) -> Result<(), CliError> {
         let destination = self.destination.clone();
         let file = self.file.take().expect("commit runs once");
-        let file = file.into_inner().map_err(|e| anyhow::Error::new(e.into_error()).context(format!("{}: cannot write", destination.display())))?;
+        let file = file.into_inner().map_err(|e| {
+            anyhow::Error::new(e.into_error()).context(format!("{}: cannot write", destination.display()))
+        })?;
         file.persist_noclobber(&destination)
             .map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", destination.display())))?;
         Ok(())

@@ -52,7 +52,20 @@ fn train_small(dir: &TempDir, data: &Path, extra: &[&str]) -> assert_cmd::assert
     zeren()
         .args(["train", "--data"])
         .arg(data)
-        .args(["--target", "y", "--positive-label", "yes", "--sensitive", "性别", "--epochs", "3", "--bootstrap", "0", "--quiet", "--out"])
+        .args([
+            "--target",
+            "y",
+            "--positive-label",
+            "yes",
+            "--sensitive",
+            "性别",
+            "--epochs",
+            "3",
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .args(extra)
         .assert()
@@ -77,18 +90,27 @@ fn adult_meets_reference_accuracy() {
     assert!(accuracy >= 0.852, "test accuracy {accuracy}");
     assert!(auc >= 0.905, "test ROC AUC {auc}");
     assert_eq!(report["schema_version"], 1);
-    assert_eq!(report["data"]["rows"]["train"].as_u64().unwrap() + report["data"]["rows"]["validation"].as_u64().unwrap(), 32_561);
+    assert_eq!(
+        report["data"]["rows"]["train"].as_u64().unwrap() + report["data"]["rows"]["validation"].as_u64().unwrap(),
+        32_561
+    );
     assert_eq!(report["data"]["rows"]["test"], 16_281);
     assert!(report["training"]["epochs_run"].as_u64().unwrap() >= 1);
     for column in ["sex", "race"] {
-        for measure in ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"] {
+        for measure in [
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+            "equalized_odds_ratio",
+        ] {
             let value = &report["fairness"][column][measure];
             assert!(value.is_f64(), "fairness.{column}.{measure} = {value}");
         }
     }
     assert!(report["fairness"]["sex & race"]["groups"].as_object().unwrap().len() >= 8);
     // Sensitive columns are not model inputs by default.
-    let columns: Vec<&str> = report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let columns: Vec<&str> =
+        report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert!(!columns.contains(&"sex"), "sex is a model input");
     assert!(!columns.contains(&"race"), "race is a model input");
     for file in ["model.json", "preprocessing.json", "config.toml", "report.md", "test_predictions.csv"] {
@@ -101,7 +123,11 @@ fn german_and_compas_train() {
     for (name, column) in [("german", "age_group"), ("compas", "race")] {
         let dir = TempDir::new().unwrap();
         let out = dir.path().join(name);
-        zeren().args(["train", "--dataset", name, "--quiet", "--epochs", "5", "--bootstrap", "0", "--out"]).arg(&out).assert().success();
+        zeren()
+            .args(["train", "--dataset", name, "--quiet", "--epochs", "5", "--bootstrap", "0", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
         let report = read_json(&out.join("report.json"));
         assert!(report["metrics"]["test"]["roc_auc"].as_f64().unwrap() > 0.65, "{name}");
         assert!(report["fairness"][column]["demographic_parity_difference"].is_f64(), "{name}");
@@ -113,7 +139,11 @@ fn same_seed_reproduces_weights() {
     let dir = TempDir::new().unwrap();
     let run = |name: &str, seed: &str| {
         let out = dir.path().join(name);
-        zeren().args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--seed", seed, "--out"]).arg(&out).assert().success();
+        zeren()
+            .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--seed", seed, "--out"])
+            .arg(&out)
+            .assert()
+            .success();
         fs::read(out.join("model.json")).unwrap()
     };
     let first = run("a", "4");
@@ -124,9 +154,16 @@ fn same_seed_reproduces_weights() {
 #[test]
 fn config_file_sets_options_and_flags_override() {
     let dir = TempDir::new().unwrap();
-    let config = write(&dir, "run.toml", "dataset = \"german\"\nepochs = 2\nhidden = [8, 4]\nbootstrap = 0\nquiet = true\n");
+    let config =
+        write(&dir, "run.toml", "dataset = \"german\"\nepochs = 2\nhidden = [8, 4]\nbootstrap = 0\nquiet = true\n");
     let out = dir.path().join("run");
-    zeren().args(["train", "--config"]).arg(&config).args(["--epochs", "3", "--patience", "9", "--out"]).arg(&out).assert().success();
+    zeren()
+        .args(["train", "--config"])
+        .arg(&config)
+        .args(["--epochs", "3", "--patience", "9", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
     let report = read_json(&out.join("report.json"));
     assert_eq!(report["model"]["hidden"], serde_json::json!([8, 4]));
     assert_eq!(report["training"]["epochs_run"], 3);
@@ -151,7 +188,13 @@ fn example_config_is_valid() {
     let dir = TempDir::new().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/adult.toml");
     let out = dir.path().join("run");
-    zeren().args(["train", "--config"]).arg(&example).args(["--epochs", "1", "--bootstrap", "0", "--quiet", "--out"]).arg(&out).assert().success();
+    zeren()
+        .args(["train", "--config"])
+        .arg(&example)
+        .args(["--epochs", "1", "--bootstrap", "0", "--quiet", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
 }
 
 #[test]
@@ -187,13 +230,29 @@ fn chinese_csv_trains_predicts_and_audits() {
 fn audit_json_matches_report_fairness() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("run");
-    zeren().args(["train", "--dataset", "german", "--quiet", "--bootstrap", "100", "--out"]).arg(&out).assert().success();
+    zeren()
+        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "100", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
     let report = read_json(&out.join("report.json"));
 
     let output = zeren()
         .args(["audit", "--data"])
         .arg(out.join("test_predictions.csv"))
-        .args(["--label", "credit", "--prediction", "prediction", "--sensitive", "sex,age_group", "--positive-label", "good", "--bootstrap", "100", "--json"])
+        .args([
+            "--label",
+            "credit",
+            "--prediction",
+            "prediction",
+            "--sensitive",
+            "sex,age_group",
+            "--positive-label",
+            "good",
+            "--bootstrap",
+            "100",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -301,9 +360,9 @@ fn sensitive_group_absent_from_test_fails() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "train.csv", &small_csv(40));
     let test = write(&dir, "test.csv", "x,city,性别,y\n9,北京,男,yes\n1,上海,男,no\n");
-    train_small(&dir, &data, &["--test-data", test.to_str().unwrap()])
-        .code(1)
-        .stderr(predicate::str::contains("test.csv, column '性别': group '女' has training rows but none in the test split"));
+    train_small(&dir, &data, &["--test-data", test.to_str().unwrap()]).code(1).stderr(predicate::str::contains(
+        "test.csv, column '性别': group '女' has training rows but none in the test split",
+    ));
     assert_nothing_written(&dir, &dir.path().join("run"));
 
     train_small(&dir, &data, &["--test-data", test.to_str().unwrap(), "--allow-missing-groups"]).success();
@@ -353,10 +412,18 @@ fn ragged_row_names_line() {
 fn invalid_flag_values_are_usage_errors() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "d.csv", &small_csv(40));
-    train_small(&dir, &data, &["--learning-rate=-1"]).code(2).stderr(predicate::str::contains("learning rate -1 is invalid"));
+    train_small(&dir, &data, &["--learning-rate=-1"])
+        .code(2)
+        .stderr(predicate::str::contains("learning rate -1 is invalid"));
     train_small(&dir, &data, &["--activation", "gelu"]).code(2);
-    train_small(&dir, &data, &["--positive-label", "oui"]).code(2).stderr(predicate::str::contains("positive label 'oui' not found"));
-    zeren().args(["train", "--dataset", "mnist"]).assert().code(2).stderr(predicate::str::contains("unknown dataset 'mnist'"));
+    train_small(&dir, &data, &["--positive-label", "oui"])
+        .code(2)
+        .stderr(predicate::str::contains("positive label 'oui' not found"));
+    zeren()
+        .args(["train", "--dataset", "mnist"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown dataset 'mnist'"));
     zeren().args(["train"]).assert().code(2).stderr(predicate::str::contains("nothing to train on"));
     assert_nothing_written(&dir, &dir.path().join("run"));
 }
@@ -365,7 +432,10 @@ fn invalid_flag_values_are_usage_errors() {
 fn errors_do_not_panic_or_show_backtraces() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "d.csv", "\u{0}\u{1}garbage");
-    train_small(&dir, &data, &[]).failure().stderr(predicate::str::contains("panicked").not()).stderr(predicate::str::contains("zeren: error:"));
+    train_small(&dir, &data, &[])
+        .failure()
+        .stderr(predicate::str::contains("panicked").not())
+        .stderr(predicate::str::contains("zeren: error:"));
 }
 
 // Differential privacy.
@@ -400,7 +470,10 @@ fn private_training_reports_guarantee() {
         assert!(report["membership_inference"][field].is_f64(), "membership_inference.{field}");
     }
     let markdown = fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(markdown.contains("differentially private with respect to adding or removing any one of the"), "{markdown}");
+    assert!(
+        markdown.contains("differentially private with respect to adding or removing any one of the"),
+        "{markdown}"
+    );
 }
 
 #[test]
@@ -426,7 +499,21 @@ fn seeded_private_run_warns_noise_is_not_secure() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("private");
     zeren()
-        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "1", "--seed", "3", "--dp-epsilon", "5", "--out"])
+        .args([
+            "train",
+            "--dataset",
+            "german",
+            "--quiet",
+            "--bootstrap",
+            "0",
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--dp-epsilon",
+            "5",
+            "--out",
+        ])
         .arg(&out)
         .assert()
         .success()
@@ -462,7 +549,21 @@ fn invalid_privacy_settings_are_usage_errors() {
 fn large_delta_warns() {
     let dir = TempDir::new().unwrap();
     zeren()
-        .args(["train", "--dataset", "german", "--quiet", "--bootstrap", "0", "--epochs", "1", "--dp-epsilon", "5", "--dp-delta", "0.01", "--out"])
+        .args([
+            "train",
+            "--dataset",
+            "german",
+            "--quiet",
+            "--bootstrap",
+            "0",
+            "--epochs",
+            "1",
+            "--dp-epsilon",
+            "5",
+            "--dp-delta",
+            "0.01",
+            "--out",
+        ])
         .arg(dir.path().join("run"))
         .assert()
         .success()
@@ -472,7 +573,19 @@ fn large_delta_warns() {
 #[test]
 fn privacy_epsilon_json_matches_opacus() {
     let output = zeren()
-        .args(["privacy", "epsilon", "--sample-rate", "0.04", "--noise-multiplier", "1.5", "--steps", "2250", "--delta", "1e-5", "--json"])
+        .args([
+            "privacy",
+            "epsilon",
+            "--sample-rate",
+            "0.04",
+            "--noise-multiplier",
+            "1.5",
+            "--steps",
+            "2250",
+            "--delta",
+            "1e-5",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -487,7 +600,19 @@ fn privacy_epsilon_json_matches_opacus() {
 #[test]
 fn privacy_noise_json_never_overshoots() {
     let output = zeren()
-        .args(["privacy", "noise", "--target-epsilon", "8", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5", "--json"])
+        .args([
+            "privacy",
+            "noise",
+            "--target-epsilon",
+            "8",
+            "--sample-rate",
+            "0.04",
+            "--steps",
+            "2250",
+            "--delta",
+            "1e-5",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -500,10 +625,22 @@ fn privacy_noise_json_never_overshoots() {
 #[test]
 fn privacy_commands_reject_bad_values() {
     let cases: [(&[&str], &str); 4] = [
-        (&["epsilon", "--sample-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"], "sample rate 0 is invalid"),
-        (&["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "0", "--steps", "10", "--delta", "1e-5"], "noise multiplier 0 is invalid"),
-        (&["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "0"], "delta 0 is invalid"),
-        (&["noise", "--target-epsilon", "0.000001", "--sample-rate", "1", "--steps", "1000000", "--delta", "1e-5"], "cannot be reached"),
+        (
+            &["epsilon", "--sample-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"],
+            "sample rate 0 is invalid",
+        ),
+        (
+            &["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "0", "--steps", "10", "--delta", "1e-5"],
+            "noise multiplier 0 is invalid",
+        ),
+        (
+            &["epsilon", "--sample-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "0"],
+            "delta 0 is invalid",
+        ),
+        (
+            &["noise", "--target-epsilon", "0.000001", "--sample-rate", "1", "--steps", "1000000", "--delta", "1e-5"],
+            "cannot be reached",
+        ),
     ];
     for (flags, message) in cases {
         zeren().arg("privacy").args(flags).assert().code(2).stderr(predicate::str::contains(message));
@@ -535,7 +672,9 @@ fn audit_rejects_predictions_in_other_labels() {
         .args(["--label", "label", "--prediction", "pred", "--sensitive", "g", "--positive-label", "yes"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("column 'pred' has values (0, 1) that are not labels of column 'label' (no, yes)"));
+        .stderr(predicate::str::contains(
+            "column 'pred' has values (0, 1) that are not labels of column 'label' (no, yes)",
+        ));
 }
 
 #[test]
@@ -571,7 +710,10 @@ fn resolved_config_reruns_from_anywhere() {
         .args(["train", "--config", "first/config.toml", "--out", "second"])
         .assert()
         .success();
-    assert_eq!(fs::read(dir.path().join("first/model.json")).unwrap(), fs::read(dir.path().join("second/model.json")).unwrap());
+    assert_eq!(
+        fs::read(dir.path().join("first/model.json")).unwrap(),
+        fs::read(dir.path().join("second/model.json")).unwrap()
+    );
 }
 
 #[test]
@@ -615,7 +757,10 @@ fn terminated_run_leaves_nothing() {
         .unwrap();
     // Wait until the staging directory exists, so the signal arrives mid-run.
     let started = std::time::Instant::now();
-    while !fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".zeren-partial")) {
+    while !fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".zeren-partial"))
+    {
         assert!(started.elapsed().as_secs() < 60, "the run never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -667,9 +812,11 @@ fn pii_gate_drops_or_masks_columns() {
         train_people(&dir, &["--pii", action]).success();
         let report = read_json(&dir.path().join("run/report.json"));
         assert_eq!(report["pii"]["action"], action);
-        let columns: Vec<&str> = report["pii"]["columns"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap()).collect();
+        let columns: Vec<&str> =
+            report["pii"]["columns"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap()).collect();
         assert!(columns.contains(&"手机号"), "{action}: {columns:?}");
-        let features: Vec<&str> = report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let features: Vec<&str> =
+            report["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(features.contains(&"手机号"), action != "drop", "{action}: {features:?}");
     }
 }
@@ -703,7 +850,11 @@ fn scan_reports_without_revealing_values() {
 fn redact_applies_policy_to_csv() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "people.csv", &people_csv());
-    let policy = write(&dir, "policy.toml", "[entities]\nPHONE_NUMBER = { operator = \"mask\", keep-last = 4 }\n[columns]\n\"姓名\" = \"drop\"\n");
+    let policy = write(
+        &dir,
+        "policy.toml",
+        "[entities]\nPHONE_NUMBER = { operator = \"mask\", keep-last = 4 }\n[columns]\n\"姓名\" = \"drop\"\n",
+    );
     let out = dir.path().join("clean.csv");
     zeren().args(["redact"]).arg(&data).arg("-o").arg(&out).arg("--policy").arg(&policy).assert().success();
     let text = fs::read_to_string(&out).unwrap();
@@ -787,7 +938,9 @@ fn verify(run: &Path, public_key: &Path) -> assert_cmd::assert::Assert {
 fn signed_run_verifies() {
     let dir = TempDir::new().unwrap();
     let (run, public_key) = signed_run(&dir);
-    verify(&run, &public_key).success().stdout(predicate::str::contains("all 6 files match the manifest and the signature is valid"));
+    verify(&run, &public_key)
+        .success()
+        .stdout(predicate::str::contains("all 6 files match the manifest and the signature is valid"));
     let manifest = read_json(&run.join("manifest.json"));
     assert_eq!(manifest["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(manifest["predicate"]["materials"][0]["name"], "builtin:german/german.data.gz");
@@ -828,7 +981,11 @@ fn verify_rejects_other_key_and_edited_manifest() {
 fn unsigned_run_checks_digests_only() {
     let dir = TempDir::new().unwrap();
     let run = dir.path().join("run");
-    zeren().args(["train", "--dataset", "german", "--epochs", "1", "--bootstrap", "0", "--quiet", "--out"]).arg(&run).assert().success();
+    zeren()
+        .args(["train", "--dataset", "german", "--epochs", "1", "--bootstrap", "0", "--quiet", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
     zeren().arg("verify").arg(&run).assert().success().stderr(predicate::str::contains("the run is unsigned"));
     let key = dir.path().join("key");
     zeren().args(["keygen", "--out"]).arg(&key).assert().success();
@@ -920,9 +1077,17 @@ fn compare_writes_csv_and_markdown() {
         .stdout(predicate::str::contains("| plain |"));
     let csv = fs::read_to_string(dir.path().join("table.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "run,accuracy,roc_auc,sensitive,demographic_parity_difference,equalized_odds_difference,epsilon,mitigation");
+    assert_eq!(
+        lines[0],
+        "run,accuracy,roc_auc,sensitive,demographic_parity_difference,equalized_odds_difference,epsilon,mitigation"
+    );
     assert!(lines[1].starts_with("plain,") && lines[1].ends_with(",-,-"), "{}", lines[1]);
     assert!(!lines[2].contains(",-,-"), "the private run has an epsilon: {}", lines[2]);
     assert!(dir.path().join("table.md").is_file());
-    zeren().args(["compare"]).arg(dir.path().join("nothing")).assert().code(2).stderr(predicate::str::contains("no report.json"));
+    zeren()
+        .args(["compare"])
+        .arg(dir.path().join("nothing"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no report.json"));
 }

@@ -45,17 +45,46 @@ const COMPAS: &[u8] = include_bytes!("../datasets/compas/compas-two-years.csv.gz
 
 /// Column names of Adult, as in `adult.names`.
 const ADULT_COLUMNS: [&str; 15] = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
     "income",
 ];
 
 /// Column names of Statlog German credit, in file order.
 const GERMAN_COLUMNS: [&str; 21] = [
-    "status", "duration", "credit_history", "purpose", "credit_amount", "savings", "present_employment",
-    "installment_rate", "status_sex", "other_debtors", "present_residence", "property", "age",
-    "installment_plans", "housing", "number_of_credits", "job", "people_liable", "telephone",
-    "foreign_worker", "credit",
+    "status",
+    "duration",
+    "credit_history",
+    "purpose",
+    "credit_amount",
+    "savings",
+    "present_employment",
+    "installment_rate",
+    "status_sex",
+    "other_debtors",
+    "present_residence",
+    "property",
+    "age",
+    "installment_plans",
+    "housing",
+    "number_of_credits",
+    "job",
+    "people_liable",
+    "telephone",
+    "foreign_worker",
+    "credit",
 ];
 
 /// Loads a built-in dataset by name.

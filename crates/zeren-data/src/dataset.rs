@@ -106,7 +106,11 @@ pub struct PreparedData {
 /// # Errors
 ///
 /// Returns a [`DataError`] naming the file, column and line for each problem listed there.
-pub fn prepare(train_table: &Table, test_table: Option<&Table>, options: &PrepareOptions) -> Result<PreparedData, DataError> {
+pub fn prepare(
+    train_table: &Table,
+    test_table: Option<&Table>,
+    options: &PrepareOptions,
+) -> Result<PreparedData, DataError> {
     check_fraction("--test-fraction", options.test_fraction)?;
     check_fraction("--validation-fraction", options.validation_fraction)?;
     if options.sensitive.contains(&options.target) {
@@ -219,7 +223,16 @@ pub fn prepare(train_table: &Table, test_table: Option<&Table>, options: &Prepar
     }
 
     let column_kinds = feature_columns.into_iter().collect();
-    Ok(PreparedData { encoder, label, sensitive: options.sensitive.clone(), column_kinds, train, validation, test, warnings })
+    Ok(PreparedData {
+        encoder,
+        label,
+        sensitive: options.sensitive.clone(),
+        column_kinds,
+        train,
+        validation,
+        test,
+        warnings,
+    })
 }
 
 /// Encodes every row of a table that has the target and sensitive columns (a test file).
@@ -258,7 +271,11 @@ fn label_encoding(table: &Table, target: usize, positive: &str) -> Result<LabelE
     for (row, line) in table.rows.iter().zip(&table.lines) {
         let value = &row[target];
         if table.is_missing(value) {
-            return Err(DataError::MissingTarget { source_name: table.source.clone(), column: column.clone(), line: *line });
+            return Err(DataError::MissingTarget {
+                source_name: table.source.clone(),
+                column: column.clone(),
+                line: *line,
+            });
         }
         values.insert(value.as_str());
     }
@@ -280,7 +297,11 @@ fn label_encoding(table: &Table, target: usize, positive: &str) -> Result<LabelE
         });
     }
     let Some(negative) = values.iter().find(|&&v| v != positive) else {
-        return Err(DataError::OneClass { source_name: table.source.clone(), column: column.clone(), label: positive.to_string() });
+        return Err(DataError::OneClass {
+            source_name: table.source.clone(),
+            column: column.clone(),
+            label: positive.to_string(),
+        });
     };
     Ok(LabelEncoding { column: column.clone(), positive: positive.to_string(), negative: negative.to_string() })
 }
@@ -297,7 +318,11 @@ fn read_labels(table: &Table, target: usize, label: &LabelEncoding) -> Result<Ve
             } else if *value == label.negative {
                 Ok(false)
             } else if table.is_missing(value) {
-                Err(DataError::MissingTarget { source_name: table.source.clone(), column: label.column.clone(), line: *line })
+                Err(DataError::MissingTarget {
+                    source_name: table.source.clone(),
+                    column: label.column.clone(),
+                    line: *line,
+                })
             } else {
                 Err(DataError::UnknownLabel {
                     source_name: table.source.clone(),

@@ -242,12 +242,8 @@ impl FeatureEncoder {
     ///
     /// Returns [`DataError::HeaderMismatch`] listing the missing columns.
     pub fn check_header(&self, table: &Table) -> Result<Vec<usize>, DataError> {
-        let missing: Vec<String> = self
-            .features
-            .iter()
-            .map(|f| f.column().to_string())
-            .filter(|name| !table.columns.contains(name))
-            .collect();
+        let missing: Vec<String> =
+            self.features.iter().map(|f| f.column().to_string()).filter(|name| !table.columns.contains(name)).collect();
         if !missing.is_empty() {
             return Err(DataError::HeaderMismatch {
                 source_name: table.source.clone(),

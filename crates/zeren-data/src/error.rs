@@ -54,7 +54,9 @@ pub enum DataError {
     NonFinite { source_name: String, column: String, line: u64, value: String },
 
     /// The target column has a missing value.
-    #[error("{source_name}, column '{column}', line {line}: the target value is missing; remove the row or fill in its label")]
+    #[error(
+        "{source_name}, column '{column}', line {line}: the target value is missing; remove the row or fill in its label"
+    )]
     MissingTarget { source_name: String, column: String, line: u64 },
 
     /// The target column has more than two distinct values.

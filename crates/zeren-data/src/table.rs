@@ -168,13 +168,7 @@ impl Table {
             }
         }
 
-        Ok(Table {
-            source: source.to_string(),
-            columns,
-            rows,
-            lines,
-            missing_values: options.missing_values.clone(),
-        })
+        Ok(Table { source: source.to_string(), columns, rows, lines, missing_values: options.missing_values.clone() })
     }
 
     /// Returns the index of a column.
@@ -244,11 +238,9 @@ impl<'a> LineIndex<'a> {
 fn csv_error(source: &str, error: csv::Error, line: u64) -> DataError {
     match error.kind() {
         csv::ErrorKind::Utf8 { .. } => DataError::InvalidUtf8 { source_name: source.to_string(), line },
-        csv::ErrorKind::Io(io) => DataError::Malformed {
-            source_name: source.to_string(),
-            line,
-            message: format!("cannot read: {io}"),
-        },
+        csv::ErrorKind::Io(io) => {
+            DataError::Malformed { source_name: source.to_string(), line, message: format!("cannot read: {io}") }
+        }
         _ => DataError::Malformed { source_name: source.to_string(), line, message: error.to_string() },
     }
 }

@@ -28,7 +28,8 @@ fn decompress(path: &str) -> Vec<u8> {
 
 fn read_original(dir: &std::path::Path, path: &str) -> Vec<u8> {
     let full = dir.join(path);
-    std::fs::read(&full).unwrap_or_else(|e| panic!("{DATASETS_DIR_ENV} is set but {} cannot be read: {e}", full.display()))
+    std::fs::read(&full)
+        .unwrap_or_else(|e| panic!("{DATASETS_DIR_ENV} is set but {} cannot be read: {e}", full.display()))
 }
 
 #[test]

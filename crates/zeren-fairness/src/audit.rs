@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::classification::{ConfusionMatrix, roc_auc};
 use crate::FairnessError;
+use crate::classification::{ConfusionMatrix, roc_auc};
 
 /// Threshold of the four-fifths rule for the disparate impact ratio.
 pub const FOUR_FIFTHS: f64 = 0.8;
@@ -177,10 +177,7 @@ impl Disparities {
         let measure = |rate: fn(&GroupMetrics) -> f64| {
             let values: Vec<f64> = groups.clone().map(rate).collect();
             let overall_value = rate(overall);
-            (
-                difference(&values, overall_value, aggregation),
-                ratio(&values, overall_value, aggregation),
-            )
+            (difference(&values, overall_value, aggregation), ratio(&values, overall_value, aggregation))
         };
         let (selection_difference, selection_ratio) = measure(|g| g.selection_rate);
         let (tpr_difference, tpr_ratio) = measure(|g| g.true_positive_rate);
@@ -369,9 +366,10 @@ fn validate(
         }
     }
     if let Some(weights) = predictions.weights
-        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
-            return Err(FairnessError::InvalidWeight { row, value: weights[row] });
-        }
+        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0)
+    {
+        return Err(FairnessError::InvalidWeight { row, value: weights[row] });
+    }
     if !(options.confidence_level > 0.0 && options.confidence_level < 1.0) {
         return Err(FairnessError::InvalidConfidenceLevel(options.confidence_level));
     }
@@ -434,8 +432,8 @@ fn audit_feature(
 
     let between_groups = Disparities::compute(group_metrics.values(), &overall, Aggregation::BetweenGroups);
     let to_overall = Disparities::compute(group_metrics.values(), &overall, Aggregation::ToOverall);
-    let confidence_intervals = (options.bootstrap_resamples > 0)
-        .then(|| bootstrap(predictions, &group_ids, &labels, options));
+    let confidence_intervals =
+        (options.bootstrap_resamples > 0).then(|| bootstrap(predictions, &group_ids, &labels, options));
 
     FeatureAudit {
         columns,
@@ -471,11 +469,8 @@ fn bootstrap(
     for _ in 0..options.bootstrap_resamples {
         let resample = (0..rows).map(|_| rng.random_range(0..rows));
         let (matrices, overall_matrix) = confusion_by_group(predictions, group_ids, labels.len(), resample);
-        let groups: Vec<GroupMetrics> = matrices
-            .iter()
-            .filter(|m| m.total() > 0.0)
-            .map(|m| GroupMetrics::new(1, m, None))
-            .collect();
+        let groups: Vec<GroupMetrics> =
+            matrices.iter().filter(|m| m.total() > 0.0).map(|m| GroupMetrics::new(1, m, None)).collect();
         let overall = GroupMetrics::new(rows, &overall_matrix, None);
         let disparities = Disparities::compute(groups.iter(), &overall, Aggregation::BetweenGroups);
         for (samples, value) in disparity_samples.iter_mut().zip(disparities.as_array()) {

@@ -44,10 +44,12 @@ mod tests {
         assert!((weights[0] - 2.0 / 3.0).abs() < 1e-12);
         assert!((weights[3] - 2.0).abs() < 1e-12);
         for group in ["a", "b"] {
-            let (positive, total) = labels.iter().zip(&groups).zip(&weights).filter(|((_, g), _)| *g == group).fold(
-                (0.0, 0.0),
-                |(p, t), ((&y, _), &w)| (p + if y { w } else { 0.0 }, t + w),
-            );
+            let (positive, total) = labels
+                .iter()
+                .zip(&groups)
+                .zip(&weights)
+                .filter(|((_, g), _)| *g == group)
+                .fold((0.0, 0.0), |(p, t), ((&y, _), &w)| (p + if y { w } else { 0.0 }, t + w));
             assert!((positive / total - 0.5).abs() < 1e-12, "group {group}: {}", positive / total);
         }
         // Total weight is preserved: sum of weights equals the row count.

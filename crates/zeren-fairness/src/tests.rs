@@ -166,7 +166,8 @@ fn intersectional_groups_are_audited() {
 fn chinese_group_labels_work() {
     let y_true = bools(&[1, 0, 1, 0]);
     let y_pred = bools(&[1, 0, 1, 1]);
-    let feature = SensitiveFeature { name: "性别".into(), groups: ["男", "男", "女", "女"].map(String::from).to_vec() };
+    let feature =
+        SensitiveFeature { name: "性别".into(), groups: ["男", "男", "女", "女"].map(String::from).to_vec() };
     let predictions = Predictions { y_true: &y_true, y_pred: &y_pred, scores: None, weights: None };
     let audits = audit(predictions, &[feature], &no_bootstrap()).unwrap();
     close(audits["性别"].groups["女"].selection_rate, 1.0);
@@ -215,7 +216,8 @@ fn rejects_mismatched_lengths() {
 #[test]
 fn rejects_negative_weight() {
     let feature = SensitiveFeature { name: "g".into(), groups: vec!["a".into(), "b".into()] };
-    let predictions = Predictions { y_true: &[true, false], y_pred: &[true, false], scores: None, weights: Some(&[1.0, -1.0]) };
+    let predictions =
+        Predictions { y_true: &[true, false], y_pred: &[true, false], scores: None, weights: Some(&[1.0, -1.0]) };
     let error = audit(predictions, &[feature], &no_bootstrap()).unwrap_err();
     assert_eq!(error, FairnessError::InvalidWeight { row: 1, value: -1.0 });
 }

@@ -64,24 +64,56 @@ fn check_against_fairlearn(name: &str, sensitive: &[&str]) {
         let theirs = &expected[column];
         for (group, rates) in theirs["by_group"].as_object().unwrap() {
             let metrics = &ours.groups[group];
-            assert_close(&format!("{column}/{group} selection rate"), metrics.selection_rate, rates["selection_rate"].as_f64().unwrap());
+            assert_close(
+                &format!("{column}/{group} selection rate"),
+                metrics.selection_rate,
+                rates["selection_rate"].as_f64().unwrap(),
+            );
             assert_close(&format!("{column}/{group} accuracy"), metrics.accuracy, rates["accuracy"].as_f64().unwrap());
             // Fairlearn reports 0 where a group has no positives (or negatives); zeren reports NaN.
             if !metrics.true_positive_rate.is_nan() {
-                assert_close(&format!("{column}/{group} TPR"), metrics.true_positive_rate, rates["tpr"].as_f64().unwrap());
+                assert_close(
+                    &format!("{column}/{group} TPR"),
+                    metrics.true_positive_rate,
+                    rates["tpr"].as_f64().unwrap(),
+                );
             }
             if !metrics.false_positive_rate.is_nan() {
-                assert_close(&format!("{column}/{group} FPR"), metrics.false_positive_rate, rates["fpr"].as_f64().unwrap());
+                assert_close(
+                    &format!("{column}/{group} FPR"),
+                    metrics.false_positive_rate,
+                    rates["fpr"].as_f64().unwrap(),
+                );
             }
             compared += 4;
         }
         let pairs = [
-            ("demographic_parity_difference", ours.between_groups.demographic_parity_difference, ours.to_overall.demographic_parity_difference),
-            ("demographic_parity_ratio", ours.between_groups.demographic_parity_ratio, ours.to_overall.demographic_parity_ratio),
-            ("equalized_odds_difference", ours.between_groups.equalized_odds_difference, ours.to_overall.equalized_odds_difference),
+            (
+                "demographic_parity_difference",
+                ours.between_groups.demographic_parity_difference,
+                ours.to_overall.demographic_parity_difference,
+            ),
+            (
+                "demographic_parity_ratio",
+                ours.between_groups.demographic_parity_ratio,
+                ours.to_overall.demographic_parity_ratio,
+            ),
+            (
+                "equalized_odds_difference",
+                ours.between_groups.equalized_odds_difference,
+                ours.to_overall.equalized_odds_difference,
+            ),
             ("equalized_odds_ratio", ours.between_groups.equalized_odds_ratio, ours.to_overall.equalized_odds_ratio),
-            ("equal_opportunity_difference", ours.between_groups.equal_opportunity_difference, ours.to_overall.equal_opportunity_difference),
-            ("equal_opportunity_ratio", ours.between_groups.equal_opportunity_ratio, ours.to_overall.equal_opportunity_ratio),
+            (
+                "equal_opportunity_difference",
+                ours.between_groups.equal_opportunity_difference,
+                ours.to_overall.equal_opportunity_difference,
+            ),
+            (
+                "equal_opportunity_ratio",
+                ours.between_groups.equal_opportunity_ratio,
+                ours.to_overall.equal_opportunity_ratio,
+            ),
         ];
         for (measure, between, to_overall) in pairs {
             let key = format!("{measure}.between_groups");
@@ -112,8 +144,20 @@ fn classification_metrics_equal_scikit_learn() {
         let matrix = ConfusionMatrix::from_predictions(&fixture.y_true, &fixture.y_pred, None);
         let reference = &expected[name];
         assert_close(&format!("{name} accuracy"), matrix.accuracy(), reference["accuracy"].as_f64().unwrap());
-        assert_close(&format!("{name} balanced accuracy"), matrix.balanced_accuracy(), reference["balanced_accuracy"].as_f64().unwrap());
-        assert_close(&format!("{name} ROC AUC"), roc_auc(&fixture.y_true, &fixture.scores), reference["roc_auc"].as_f64().unwrap());
-        assert_close(&format!("{name} log loss"), log_loss(&fixture.y_true, &fixture.scores), reference["log_loss"].as_f64().unwrap());
+        assert_close(
+            &format!("{name} balanced accuracy"),
+            matrix.balanced_accuracy(),
+            reference["balanced_accuracy"].as_f64().unwrap(),
+        );
+        assert_close(
+            &format!("{name} ROC AUC"),
+            roc_auc(&fixture.y_true, &fixture.scores),
+            reference["roc_auc"].as_f64().unwrap(),
+        );
+        assert_close(
+            &format!("{name} log loss"),
+            log_loss(&fixture.y_true, &fixture.scores),
+            reference["log_loss"].as_f64().unwrap(),
+        );
     }
 }

@@ -26,8 +26,12 @@ fn main() {
 
     let mut counts: BTreeMap<EntityType, [usize; 3]> = BTreeMap::new();
     for line in &lines {
-        let findings: Vec<(EntityType, usize, usize)> =
-            scanner.scan(&line.text).into_iter().filter(|f| f.score >= 0.5).map(|f| (f.entity, f.start, f.end)).collect();
+        let findings: Vec<(EntityType, usize, usize)> = scanner
+            .scan(&line.text)
+            .into_iter()
+            .filter(|f| f.score >= 0.5)
+            .map(|f| (f.entity, f.start, f.end))
+            .collect();
         for truth in &line.truth {
             counts.entry(truth.0).or_default()[if findings.contains(truth) { 0 } else { 2 }] += 1;
         }
@@ -46,7 +50,10 @@ fn main() {
 
     let clean: Vec<&String> = en.iter().chain(&zh).collect();
     let clean_bytes: usize = clean.iter().map(|s| s.len()).sum();
-    let clean_findings: usize = clean.iter().map(|s| scanner.scan(s).into_iter().filter(|f| f.score >= 0.5 && f.entity != EntityType::Url).count()).sum();
+    let clean_findings: usize = clean
+        .iter()
+        .map(|s| scanner.scan(s).into_iter().filter(|f| f.score >= 0.5 && f.entity != EntityType::Url).count())
+        .sum();
     println!(
         "\nclean sentences: {clean_bytes} bytes, {clean_findings} findings other than URLs, {:.2} per MB",
         clean_findings as f64 / (clean_bytes as f64 / 1e6)
@@ -59,7 +66,11 @@ fn main() {
         found += scanner.scan(line).len();
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!("throughput: {:.1} MB/s on one thread ({} bytes, {found} findings, {seconds:.3} s)", text.len() as f64 / 1e6 / seconds, text.len());
+    println!(
+        "throughput: {:.1} MB/s on one thread ({} bytes, {found} findings, {seconds:.3} s)",
+        text.len() as f64 / 1e6 / seconds,
+        text.len()
+    );
     if let Some(path) = std::env::args().nth(1) {
         std::fs::write(&path, &text).expect("writable output path");
     }

@@ -93,7 +93,14 @@ pub struct ColumnStats {
 impl ColumnStats {
     /// Starts the counts of a column.
     pub fn new(column: &str) -> Self {
-        Self { column: column.to_string(), values: 0, non_empty: 0, counts: BTreeMap::new(), distinct: HashSet::new(), code_shaped: 0 }
+        Self {
+            column: column.to_string(),
+            values: 0,
+            non_empty: 0,
+            counts: BTreeMap::new(),
+            distinct: HashSet::new(),
+            code_shaped: 0,
+        }
     }
 
     /// Adds one value and the findings the scanner made in it.
@@ -121,10 +128,13 @@ impl ColumnStats {
     pub fn finish(&self, options: &ColumnOptions) -> ColumnReport {
         let hint = name_hint(&self.column);
         let total = self.non_empty.max(1) as f64;
-        let best = self.counts.iter().max_by_key(|(_, count)| **count).map(|(entity, count)| (*entity, *count as f64 / total));
+        let best =
+            self.counts.iter().max_by_key(|(_, count)| **count).map(|(entity, count)| (*entity, *count as f64 / total));
         let entity = match (best, hint) {
             (Some((entity, share)), _) if share >= options.share => Some((entity, share)),
-            (Some((entity, share)), Some(hinted)) if hinted == entity && share >= options.share_with_name_hint => Some((entity, share)),
+            (Some((entity, share)), Some(hinted)) if hinted == entity && share >= options.share_with_name_hint => {
+                Some((entity, share))
+            }
             (_, Some(EntityType::Person)) if self.non_empty > 0 => Some((EntityType::Person, 1.0)),
             _ => None,
         };

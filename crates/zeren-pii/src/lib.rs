@@ -113,7 +113,9 @@ pub enum PiiError {
     #[error("{source_name}: invalid policy: {message}")]
     InvalidPolicy { source_name: String, message: String },
     /// The policy hashes values but no key was given.
-    #[error("the policy uses the hash operator but no key was given; pass --key FILE holding at least 32 secret random bytes (for example: head -c 32 /dev/urandom > pii.key)")]
+    #[error(
+        "the policy uses the hash operator but no key was given; pass --key FILE holding at least 32 secret random bytes (for example: head -c 32 /dev/urandom > pii.key)"
+    )]
     MissingHashKey,
 }
 

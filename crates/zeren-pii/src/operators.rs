@@ -100,8 +100,10 @@ impl Policy {
     ///
     /// Returns an error naming an unknown entity, operator or key.
     pub fn from_toml(source: &str, text: &str) -> Result<Self, PiiError> {
-        let file: PolicyFile = toml::from_str(text)
-            .map_err(|e| PiiError::InvalidPolicy { source_name: source.to_string(), message: e.to_string().trim_end().to_string() })?;
+        let file: PolicyFile = toml::from_str(text).map_err(|e| PiiError::InvalidPolicy {
+            source_name: source.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         let mut policy = Policy::default();
         if let Some(default) = &file.default {
             policy.default = default.resolve(source)?;
@@ -119,15 +121,15 @@ impl Policy {
 
     /// Returns the operator for a value of `entity`, in `column` when it comes from structured data.
     pub fn operator(&self, entity: EntityType, column: Option<&str>) -> &Operator {
-        column
-            .and_then(|c| self.columns.get(c))
-            .or_else(|| self.entities.get(&entity))
-            .unwrap_or(&self.default)
+        column.and_then(|c| self.columns.get(c)).or_else(|| self.entities.get(&entity)).unwrap_or(&self.default)
     }
 
     /// Checks whether any rule hashes, which needs a key.
     pub fn needs_key(&self) -> bool {
-        std::iter::once(&self.default).chain(self.entities.values()).chain(self.columns.values()).any(|o| *o == Operator::Hash)
+        std::iter::once(&self.default)
+            .chain(self.entities.values())
+            .chain(self.columns.values())
+            .any(|o| *o == Operator::Hash)
     }
 }
 

@@ -69,9 +69,11 @@ struct Recognizer {
     context: &'static [&'static str],
 }
 
-const PHONE_WORDS: &[&str] = &["phone", "tel", "mobile", "cell", "call", "contact", "电话", "手机", "联系", "座机", "致电"];
+const PHONE_WORDS: &[&str] =
+    &["phone", "tel", "mobile", "cell", "call", "contact", "电话", "手机", "联系", "座机", "致电"];
 const ID_WORDS: &[&str] = &["id", "identity", "身份证", "证件", "公民身份"];
-const CARD_WORDS: &[&str] = &["card", "credit", "debit", "visa", "mastercard", "unionpay", "银行卡", "信用卡", "卡号", "借记卡", "银联"];
+const CARD_WORDS: &[&str] =
+    &["card", "credit", "debit", "visa", "mastercard", "unionpay", "银行卡", "信用卡", "卡号", "借记卡", "银联"];
 const BANK_WORDS: &[&str] = &["iban", "account", "bank", "账户", "账号", "银行"];
 const EMAIL_WORDS: &[&str] = &["email", "e-mail", "mail", "邮箱", "邮件"];
 const PASSPORT_WORDS: &[&str] = &["passport", "护照"];
@@ -138,11 +140,43 @@ impl Scanner {
         };
         use EntityType::*;
         let recognizers = vec![
-            recognizer(EmailAddress, r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}", None, 0.9, false, true, EMAIL_WORDS),
-            recognizer(Url, r#"(?i)(?:https?://|www\.)[^\s<>"'，。、；！？）」》]+"#, None, 0.6, false, false, URL_WORDS),
+            recognizer(
+                EmailAddress,
+                r"(?i)[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}",
+                None,
+                0.9,
+                false,
+                true,
+                EMAIL_WORDS,
+            ),
+            recognizer(
+                Url,
+                r#"(?i)(?:https?://|www\.)[^\s<>"'，。、；！？）」》]+"#,
+                None,
+                0.6,
+                false,
+                false,
+                URL_WORDS,
+            ),
             recognizer(IpAddress, r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", Some(ipv4), 0.6, false, true, NETWORK_WORDS),
-            recognizer(IpAddress, r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}", Some(ipv6), 0.6, false, true, NETWORK_WORDS),
-            recognizer(MacAddress, r"(?i)[0-9a-f]{2}(?::[0-9a-f]{2}){5}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}", None, 0.7, false, true, NETWORK_WORDS),
+            recognizer(
+                IpAddress,
+                r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}",
+                Some(ipv6),
+                0.6,
+                false,
+                true,
+                NETWORK_WORDS,
+            ),
+            recognizer(
+                MacAddress,
+                r"(?i)[0-9a-f]{2}(?::[0-9a-f]{2}){5}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}",
+                None,
+                0.7,
+                false,
+                true,
+                NETWORK_WORDS,
+            ),
             // Mainland China mobile: 11 digits from 13-19, optionally after +86, grouped 3-4-4.
             recognizer(PhoneNumber, r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}", None, 0.7, false, true, PHONE_WORDS),
             // Mainland China landline: area code 0XX or 0XXX, then 7 or 8 digits.
@@ -150,11 +184,35 @@ impl Scanner {
             // International E.164: + and 8 to 15 digits in all.
             recognizer(PhoneNumber, r"\+[1-9](?:[ -]?\d){7,14}", Some(e164), 0.6, false, true, PHONE_WORDS),
             // North American numbering plan.
-            recognizer(PhoneNumber, r"(?:\+1[ .-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .-]?[2-9]\d{2}[ .-]\d{4}", None, 0.4, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"(?:\+1[ .-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .-]?[2-9]\d{2}[ .-]\d{4}",
+                None,
+                0.4,
+                false,
+                true,
+                PHONE_WORDS,
+            ),
             // UK mobile 07xxx and London 020.
-            recognizer(PhoneNumber, r"(?:\+44 ?|0)(?:7\d{3} ?\d{3} ?\d{3}|20 ?\d{4} ?\d{4})", None, 0.4, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"(?:\+44 ?|0)(?:7\d{3} ?\d{3} ?\d{3}|20 ?\d{4} ?\d{4})",
+                None,
+                0.4,
+                false,
+                true,
+                PHONE_WORDS,
+            ),
             recognizer(CreditCard, r"\d(?:[ -]?\d){12,18}", Some(card), 0.8, false, true, CARD_WORDS),
-            recognizer(IbanCode, r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?", Some(validate::iban), 0.9, false, true, BANK_WORDS),
+            recognizer(
+                IbanCode,
+                r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?",
+                Some(validate::iban),
+                0.9,
+                false,
+                true,
+                BANK_WORDS,
+            ),
             recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS),
             recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS),
             recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS),

@@ -45,8 +45,8 @@ pub fn card_network(digits: &str) -> bool {
 /// First two digits of mainland China's administrative division codes (GB/T 2260 provinces,
 /// plus 71 Taiwan, 81 Hong Kong and 82 Macao as used on resident ID numbers).
 const CN_PROVINCES: [u8; 34] = [
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53,
-    54, 61, 62, 63, 64, 65, 71, 81, 82,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82,
 ];
 
 /// Weights of the GB 11643-1999 check character, position 1 to 17.
@@ -71,7 +71,10 @@ pub fn cn_resident_id(id: &str) -> bool {
 /// birth date `YYMMDD` in the 1900s. It has no check digit.
 pub fn cn_resident_id_15(id: &str) -> bool {
     let bytes = id.as_bytes();
-    bytes.len() == 15 && bytes.iter().all(u8::is_ascii_digit) && valid_province(bytes) && valid_date(&format!("19{}", &id[6..12]))
+    bytes.len() == 15
+        && bytes.iter().all(u8::is_ascii_digit)
+        && valid_province(bytes)
+        && valid_date(&format!("19{}", &id[6..12]))
 }
 
 fn valid_province(bytes: &[u8]) -> bool {
@@ -122,7 +125,10 @@ pub fn cn_uscc(code: &str) -> bool {
 /// Checks an IBAN by ISO 13616 MOD 97-10: spaces ignored, 15 to 34 characters, remainder 1.
 pub fn iban(text: &str) -> bool {
     let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').map(|b| b.to_ascii_uppercase()).collect();
-    if !(15..=34).contains(&compact.len()) || !compact[..2].iter().all(u8::is_ascii_uppercase) || !compact[2..4].iter().all(u8::is_ascii_digit) {
+    if !(15..=34).contains(&compact.len())
+        || !compact[..2].iter().all(u8::is_ascii_uppercase)
+        || !compact[2..4].iter().all(u8::is_ascii_digit)
+    {
         return false;
     }
     let rearranged = compact[4..].iter().chain(&compact[..4]);

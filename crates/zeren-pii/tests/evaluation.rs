@@ -28,8 +28,12 @@ fn checksum_types_reach_99_percent() {
     // (true positives, false positives, false negatives) by entity.
     let mut counts: BTreeMap<EntityType, (usize, usize, usize)> = BTreeMap::new();
     for line in &lines {
-        let findings: Vec<(EntityType, usize, usize)> =
-            scanner.scan(&line.text).into_iter().filter(|f| f.score >= 0.5).map(|f| (f.entity, f.start, f.end)).collect();
+        let findings: Vec<(EntityType, usize, usize)> = scanner
+            .scan(&line.text)
+            .into_iter()
+            .filter(|f| f.score >= 0.5)
+            .map(|f| (f.entity, f.start, f.end))
+            .collect();
         for truth in &line.truth {
             let entry = counts.entry(truth.0).or_default();
             if findings.contains(truth) { entry.0 += 1 } else { entry.2 += 1 }
@@ -41,7 +45,9 @@ fn checksum_types_reach_99_percent() {
         }
     }
 
-    for entity in [EntityType::CnResidentId, EntityType::CreditCard, EntityType::IbanCode, EntityType::CnUscc, EntityType::UsSsn] {
+    for entity in
+        [EntityType::CnResidentId, EntityType::CreditCard, EntityType::IbanCode, EntityType::CnUscc, EntityType::UsSsn]
+    {
         let (tp, fp, fn_) = counts.get(&entity).copied().unwrap_or_default();
         let precision = tp as f64 / (tp + fp).max(1) as f64;
         let recall = tp as f64 / (tp + fn_).max(1) as f64;
@@ -60,7 +66,13 @@ fn clean_sentences_have_no_findings() {
     let mut findings = Vec::new();
     for sentence in en.iter().chain(&zh) {
         bytes += sentence.len();
-        findings.extend(scanner.scan(sentence).into_iter().filter(|f| f.score >= 0.5).map(|f| (f.entity, sentence[f.start..f.end].to_string())));
+        findings.extend(
+            scanner
+                .scan(sentence)
+                .into_iter()
+                .filter(|f| f.score >= 0.5)
+                .map(|f| (f.entity, sentence[f.start..f.end].to_string())),
+        );
     }
     // Reviews mention web sites now and then, which are real URLs, not errors.
     let errors: Vec<_> = findings.iter().filter(|(e, _)| *e != EntityType::Url).collect();

@@ -56,11 +56,19 @@ fn digits(rng: &mut ChaCha8Rng, count: usize) -> String {
 /// Completes `body` with the character from `candidates` that makes `valid` accept it; with
 /// `corrupt`, with another character, so the result fails its check.
 fn complete(body: &str, candidates: &[u8], valid: fn(&str) -> bool, corrupt: bool) -> String {
-    let good = candidates.iter().map(|&c| format!("{body}{}", char::from(c))).find(|s| valid(s)).expect("a check character exists");
+    let good = candidates
+        .iter()
+        .map(|&c| format!("{body}{}", char::from(c)))
+        .find(|s| valid(s))
+        .expect("a check character exists");
     if !corrupt {
         return good;
     }
-    candidates.iter().map(|&c| format!("{body}{}", char::from(c))).find(|s| !valid(s)).expect("a wrong character exists")
+    candidates
+        .iter()
+        .map(|&c| format!("{body}{}", char::from(c)))
+        .find(|s| !valid(s))
+        .expect("a wrong character exists")
 }
 
 fn full_width(text: &str) -> String {
@@ -74,7 +82,14 @@ fn identifier(rng: &mut ChaCha8Rng) -> (EntityType, String, &'static str, &'stat
     match rng.random_range(0..10) {
         0 => {
             let id = complete(
-                &format!("{}{}{:02}{:02}{}", REGIONS[rng.random_range(0..6)], rng.random_range(1950..2005), rng.random_range(1..13), rng.random_range(1..29), digits(rng, 3)),
+                &format!(
+                    "{}{}{:02}{:02}{}",
+                    REGIONS[rng.random_range(0..6)],
+                    rng.random_range(1950..2005),
+                    rng.random_range(1..13),
+                    rng.random_range(1..29),
+                    digits(rng, 3)
+                ),
                 b"0123456789X",
                 validate::cn_resident_id,
                 decoy,
@@ -105,11 +120,23 @@ fn identifier(rng: &mut ChaCha8Rng) -> (EntityType, String, &'static str, &'stat
             // Department and kind "91", a division code, then nine organisation-code characters.
             let organisation: String = (0..9).map(|_| char::from(USCC_CHARS[rng.random_range(0..31)])).collect();
             let body = format!("91{}{organisation}", REGIONS[rng.random_range(0..6)]);
-            (EntityType::CnUscc, complete(&body, USCC_CHARS, validate::cn_uscc, decoy), "credit code", "统一社会信用代码", decoy)
+            (
+                EntityType::CnUscc,
+                complete(&body, USCC_CHARS, validate::cn_uscc, decoy),
+                "credit code",
+                "统一社会信用代码",
+                decoy,
+            )
         }
         4 => {
             let area = if decoy { 666 } else { rng.random_range(1..666) };
-            (EntityType::UsSsn, format!("{area:03}-{:02}-{:04}", rng.random_range(1..100), rng.random_range(1..10000)), "SSN", "SSN", decoy)
+            (
+                EntityType::UsSsn,
+                format!("{area:03}-{:02}-{:04}", rng.random_range(1..100), rng.random_range(1..10000)),
+                "SSN",
+                "SSN",
+                decoy,
+            )
         }
         5 => {
             let number = format!("1{}{}", rng.random_range(3..10), digits(rng, 9));
@@ -120,7 +147,13 @@ fn identifier(rng: &mut ChaCha8Rng) -> (EntityType, String, &'static str, &'stat
             };
             (EntityType::PhoneNumber, shown, "phone", "手机", false)
         }
-        6 => (EntityType::EmailAddress, format!("user{}@example{}.com", digits(rng, 3), digits(rng, 2)), "email", "邮箱", false),
+        6 => (
+            EntityType::EmailAddress,
+            format!("user{}@example{}.com", digits(rng, 3), digits(rng, 2)),
+            "email",
+            "邮箱",
+            false,
+        ),
         7 => (
             EntityType::IpAddress,
             format!("10.{}.{}.{}", rng.random_range(0..256), rng.random_range(0..256), rng.random_range(1..255)),
@@ -132,7 +165,13 @@ fn identifier(rng: &mut ChaCha8Rng) -> (EntityType, String, &'static str, &'stat
             let mac: Vec<String> = (0..6).map(|_| format!("{:02X}", rng.random_range(0..256))).collect();
             (EntityType::MacAddress, mac.join(":"), "MAC", "MAC", false)
         }
-        _ => (EntityType::Url, format!("https://www.example{}.org/item/{}", digits(rng, 2), digits(rng, 4)), "link", "链接", false),
+        _ => (
+            EntityType::Url,
+            format!("https://www.example{}.org/item/{}", digits(rng, 2), digits(rng, 4)),
+            "link",
+            "链接",
+            false,
+        ),
     }
 }
 

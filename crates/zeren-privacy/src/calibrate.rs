@@ -32,7 +32,12 @@ pub struct Calibration {
 /// # Errors
 ///
 /// Returns an error for invalid parameters, or when even σ = 2000 does not reach the target.
-pub fn noise_multiplier(target_epsilon: f64, sample_rate: f64, steps: u64, delta: f64) -> Result<Calibration, PrivacyError> {
+pub fn noise_multiplier(
+    target_epsilon: f64,
+    sample_rate: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<Calibration, PrivacyError> {
     if !(target_epsilon.is_finite() && target_epsilon > 0.0) {
         return Err(PrivacyError::InvalidEpsilon(target_epsilon));
     }
@@ -114,7 +119,12 @@ pub fn noise_multiplier_with(
             low = middle;
         }
     }
-    Ok(Calibration { noise_multiplier: high, epsilon: best.epsilon, order: None, epsilon_error: Some(best.epsilon_error) })
+    Ok(Calibration {
+        noise_multiplier: high,
+        epsilon: best.epsilon,
+        order: None,
+        epsilon_error: Some(best.epsilon_error),
+    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,13 @@ pub struct Spent {
 /// # Errors
 ///
 /// Returns an error for invalid parameters.
-pub fn epsilon(accountant: Accountant, sample_rate: f64, noise_multiplier: f64, steps: u64, delta: f64) -> Result<Spent, PrivacyError> {
+pub fn epsilon(
+    accountant: Accountant,
+    sample_rate: f64,
+    noise_multiplier: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<Spent, PrivacyError> {
     match accountant {
         Accountant::Rdp => {
             let spent = rdp::epsilon(sample_rate, noise_multiplier, steps, delta)?;

@@ -38,17 +38,18 @@ pub struct MembershipInference {
 /// Runs the loss-threshold attack on the per-record losses of members and non-members.
 ///
 /// Returns `None` when either set is empty.
-pub fn loss_threshold_attack(member_losses: &[f64], non_member_losses: &[f64], delta: f64) -> Option<MembershipInference> {
+pub fn loss_threshold_attack(
+    member_losses: &[f64],
+    non_member_losses: &[f64],
+    delta: f64,
+) -> Option<MembershipInference> {
     if member_losses.is_empty() || non_member_losses.is_empty() {
         return None;
     }
 
     // Score = -loss, so a higher score means "member".
-    let mut scored: Vec<(f64, bool)> = member_losses
-        .iter()
-        .map(|&l| (-l, true))
-        .chain(non_member_losses.iter().map(|&l| (-l, false)))
-        .collect();
+    let mut scored: Vec<(f64, bool)> =
+        member_losses.iter().map(|&l| (-l, true)).chain(non_member_losses.iter().map(|&l| (-l, false))).collect();
     let labels: Vec<bool> = scored.iter().map(|s| s.1).collect();
     let scores: Vec<f64> = scored.iter().map(|s| s.0).collect();
     let auc = roc_auc(&labels, &scores);

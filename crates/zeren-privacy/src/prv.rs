@@ -106,7 +106,11 @@ impl SubsampledGaussian {
     fn mass(&self, a: f64, b: f64) -> f64 {
         let (cdf_a, survival_a) = self.log_cdf_and_survival(a);
         let (cdf_b, survival_b) = self.log_cdf_and_survival(b);
-        if cdf_b < survival_b { (cdf_b.exp() - cdf_a.exp()).max(0.0) } else { (survival_a.exp() - survival_b.exp()).max(0.0) }
+        if cdf_b < survival_b {
+            (cdf_b.exp() - cdf_a.exp()).max(0.0)
+        } else {
+            (survival_a.exp() - survival_b.exp()).max(0.0)
+        }
     }
 }
 

@@ -39,11 +39,7 @@ pub fn rdp_step(q: f64, sigma: f64, alpha: f64) -> f64 {
 /// `ln A_α` of Mironov, Talwar and Zhang (2019): Section 3.3 for integer `α`, and the two-sided
 /// series of their fractional-order computation otherwise.
 fn log_a(q: f64, sigma: f64, alpha: f64) -> f64 {
-    if alpha.fract() == 0.0 {
-        log_a_integer(q, sigma, alpha as u32)
-    } else {
-        log_a_fractional(q, sigma, alpha)
-    }
+    if alpha.fract() == 0.0 { log_a_integer(q, sigma, alpha as u32) } else { log_a_fractional(q, sigma, alpha) }
 }
 
 fn log_a_integer(q: f64, sigma: f64, alpha: u32) -> f64 {
@@ -139,7 +135,8 @@ pub fn epsilon_from_rdp(orders: &[f64], rdp: &[f64], delta: f64) -> Result<RdpEp
 pub fn epsilon(sample_rate: f64, noise_multiplier: f64, steps: u64, delta: f64) -> Result<RdpEpsilon, PrivacyError> {
     crate::check_parameters(sample_rate, noise_multiplier, delta)?;
     let orders = default_orders();
-    let rdp: Vec<f64> = orders.iter().map(|&alpha| rdp_step(sample_rate, noise_multiplier, alpha) * steps as f64).collect();
+    let rdp: Vec<f64> =
+        orders.iter().map(|&alpha| rdp_step(sample_rate, noise_multiplier, alpha) * steps as f64).collect();
     let result = epsilon_from_rdp(&orders, &rdp, delta)?;
     if result.at_grid_edge {
         tracing::warn!(

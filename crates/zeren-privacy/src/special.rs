@@ -77,7 +77,10 @@ mod tests {
         ];
         for (x, expected) in cases {
             let actual = log_ndtr(x);
-            assert!((actual - expected).abs() <= 1e-12 * expected.abs().max(1.0), "log_ndtr({x}) = {actual}, expected {expected}");
+            assert!(
+                (actual - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+                "log_ndtr({x}) = {actual}, expected {expected}"
+            );
         }
     }
 

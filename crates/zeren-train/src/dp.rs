@@ -112,9 +112,7 @@ impl NoiseStream {
     pub fn new(mut rng: ChaCha20Rng, count: usize, std: f64) -> Self {
         // Two steps ahead is enough to hide the latency; more would only hold memory.
         let (sender, receiver) = mpsc::sync_channel(2);
-        std::thread::spawn(move || {
-            while sender.send(gaussian_noise(&mut rng, count, std)).is_ok() {}
-        });
+        std::thread::spawn(move || while sender.send(gaussian_noise(&mut rng, count, std)).is_ok() {});
         Self { receiver }
     }
 
@@ -191,7 +189,9 @@ fn per_example(
 ) -> Result<PerExample, TrainError> {
     match method {
         OutputGradients::Probes => per_example_probes(model, inputs, targets, weights, loss),
-        OutputGradients::Analytic => per_example_analytic(model, inputs.inner(), targets.inner(), weights.map(Tensor::inner), loss),
+        OutputGradients::Analytic => {
+            per_example_analytic(model, inputs.inner(), targets.inner(), weights.map(Tensor::inner), loss)
+        }
     }
 }
 
@@ -365,7 +365,8 @@ pub fn noisy_gradients(
         // Folding 1 / expected batch size into the clip factors scales the sums without an extra
         // tensor operation per parameter.
         let scale = 1.0 / expected_batch_size;
-        let factors: Vec<Tensor<2>> = clip_factors(&per_example.squared_norms, config).into_iter().map(|f| f.mul_scalar(scale)).collect();
+        let factors: Vec<Tensor<2>> =
+            clip_factors(&per_example.squared_norms, config).into_iter().map(|f| f.mul_scalar(scale)).collect();
         for layer in 0..layer_count {
             let factor = factors[layer.min(factors.len() - 1)].clone();
             let g = per_example.output_gradients[layer].clone() * factor;
@@ -411,13 +412,19 @@ pub fn noisy_gradients(
 
 /// Number of weights and biases of a network: the length of one step's noise.
 pub fn parameter_count(model: &Mlp) -> usize {
-    model.layers.iter().map(|l| l.weight.dims().iter().product::<usize>() + l.bias.as_ref().map_or(0, |b| b.dims()[0])).sum()
+    model
+        .layers
+        .iter()
+        .map(|l| l.weight.dims().iter().product::<usize>() + l.bias.as_ref().map_or(0, |b| b.dims()[0]))
+        .sum()
 }
 
 /// Clip factors `min(1, C / (‖∇_i‖ + 1e-6))`, shape `[rows, 1]`: one tensor for flat clipping,
 /// one per layer for per-layer clipping.
 fn clip_factors(squared_norms: &[Tensor<2>], config: &DpConfig) -> Vec<Tensor<2>> {
-    let factor = |squared: Tensor<2>, bound: f64| squared.sqrt().add_scalar(NORM_EPSILON).recip().mul_scalar(bound).clamp_max(1.0);
+    let factor = |squared: Tensor<2>, bound: f64| {
+        squared.sqrt().add_scalar(NORM_EPSILON).recip().mul_scalar(bound).clamp_max(1.0)
+    };
     match config.clipping {
         Clipping::Flat => {
             let total = squared_norms.iter().cloned().reduce(|a, b| a + b).expect("an MLP has a layer");

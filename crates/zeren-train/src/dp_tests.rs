@@ -6,7 +6,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::dp::{
-    Clipping, DpConfig, OutputGradients, gaussian_noise, noisy_gradients, parameter_count, per_example_gradient_norms, poisson_sample,
+    Clipping, DpConfig, OutputGradients, gaussian_noise, noisy_gradients, parameter_count, per_example_gradient_norms,
+    poisson_sample,
 };
 use crate::*;
 
@@ -28,7 +29,14 @@ fn tensors(features: &[f32], labels: &[bool], width: usize, device: &Device) -> 
 
 /// Gradients of one example by an ordinary backward pass: weight and bias gradients per layer,
 /// flattened.
-fn naive_gradients(model: &Mlp, features: &[f32], label: bool, width: usize, loss: LossKind, device: &Device) -> Vec<Vec<f32>> {
+fn naive_gradients(
+    model: &Mlp,
+    features: &[f32],
+    label: bool,
+    width: usize,
+    loss: LossKind,
+    device: &Device,
+) -> Vec<Vec<f32>> {
     let model = model.clone().fork(device);
     let (inputs, targets) = tensors(features, &[label], width, device);
     let logits = model.forward(inputs);
@@ -67,9 +75,19 @@ fn fast_norms_equal_per_example_backward() {
             let (inputs, targets) = tensors(&features, &labels, width, &device);
             let fast = per_example_gradient_norms(&mlp, inputs, targets, loss, method).unwrap();
             for (row, &fast_norm) in fast.iter().enumerate() {
-                let naive = norm(&naive_gradients(&mlp, &features[row * width..(row + 1) * width], labels[row], width, loss, &device));
+                let naive = norm(&naive_gradients(
+                    &mlp,
+                    &features[row * width..(row + 1) * width],
+                    labels[row],
+                    width,
+                    loss,
+                    &device,
+                ));
                 let relative = (f64::from(fast_norm) - naive).abs() / naive.max(1e-12);
-                assert!(relative < 1e-5, "{method:?} {hidden:?} {activation:?} row {row}: fast {fast_norm}, naive {naive}");
+                assert!(
+                    relative < 1e-5,
+                    "{method:?} {hidden:?} {activation:?} row {row}: fast {fast_norm}, naive {naive}"
+                );
             }
         }
     }
@@ -87,7 +105,14 @@ fn clipped_sum_equals_naive_clipping() {
     // Naive: clip each example's full gradient to C, then sum.
     let mut expected: Vec<Vec<f64>> = Vec::new();
     for row in 0..labels.len() {
-        let parts = naive_gradients(&mlp, &features[row * width..(row + 1) * width], labels[row], width, LossKind::Bce, &device);
+        let parts = naive_gradients(
+            &mlp,
+            &features[row * width..(row + 1) * width],
+            labels[row],
+            width,
+            LossKind::Bce,
+            &device,
+        );
         let factor = (max_grad_norm / (norm(&parts) + 1e-6)).min(1.0);
         if expected.is_empty() {
             expected = parts.iter().map(|p| vec![0.0; p.len()]).collect();
@@ -101,12 +126,19 @@ fn clipped_sum_equals_naive_clipping() {
 
     let (inputs, targets) = tensors(&features, &labels, width, &device);
     let noise = vec![0.0; parameter_count(&mlp)];
-    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
+    let result =
+        noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
     assert_eq!(result.batch_size, 8);
     let mut index = 0;
     for layer in &mlp.layers {
         let weight = result.gradients.get::<2>(layer.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        let bias = result.gradients.get::<1>(layer.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let bias = result
+            .gradients
+            .get::<1>(layer.bias.as_ref().unwrap().id)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         for (actual, wanted) in [(weight, &expected[index]), (bias, &expected[index + 1])] {
             for (a, w) in actual.iter().zip(wanted.iter()) {
                 assert!((f64::from(*a) - w).abs() < 1e-6 + 1e-5 * w.abs(), "layer part {index}: {a} vs {w}");
@@ -181,14 +213,22 @@ fn per_layer_clipping_bounds_each_layer() {
     let width = 4;
     let (features, labels) = random_rows(1, width, 10);
     let mlp = model(width, vec![6], Activation::Relu, 11, &device);
-    let config = DpConfig { noise_multiplier: 0.0, max_grad_norm: 1e-3, clipping: Clipping::PerLayer, noise_seed: Some(0) };
+    let config =
+        DpConfig { noise_multiplier: 0.0, max_grad_norm: 1e-3, clipping: Clipping::PerLayer, noise_seed: Some(0) };
     let (inputs, targets) = tensors(&features, &labels, width, &device);
     let noise = vec![0.0; parameter_count(&mlp)];
-    let result = noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
+    let result =
+        noisy_gradients(&mlp, Some((inputs, targets, None)), LossKind::Bce, &config, 1.0, &noise, &device).unwrap();
     let bound = 1e-3 / 2f64.sqrt();
     for layer in &mlp.layers {
         let weight = result.gradients.get::<2>(layer.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        let bias = result.gradients.get::<1>(layer.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let bias = result
+            .gradients
+            .get::<1>(layer.bias.as_ref().unwrap().id)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let layer_norm = norm(&[weight, bias]);
         assert!(layer_norm <= bound * (1.0 + 1e-4), "layer norm {layer_norm} above {bound}");
     }

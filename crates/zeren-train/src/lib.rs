@@ -42,7 +42,9 @@ pub enum TrainError {
     #[error("{0}")]
     InvalidConfig(String),
     /// The loss became NaN or infinite.
-    #[error("training diverged in epoch {epoch}: the loss is not finite; lower the learning rate (now {learning_rate})")]
+    #[error(
+        "training diverged in epoch {epoch}: the loss is not finite; lower the learning rate (now {learning_rate})"
+    )]
     Diverged { epoch: usize, learning_rate: f64 },
     /// Stored weights do not describe a valid network.
     #[error("stored model weights are invalid: {0}")]

@@ -72,10 +72,9 @@ impl MlpConfig {
                 position + 1
             )));
         }
-        let parameters = self
-            .layer_sizes()
-            .windows(2)
-            .try_fold(0usize, |total, w| w[0].checked_mul(w[1]).and_then(|n| n.checked_add(w[1])).and_then(|n| total.checked_add(n)));
+        let parameters = self.layer_sizes().windows(2).try_fold(0usize, |total, w| {
+            w[0].checked_mul(w[1]).and_then(|n| n.checked_add(w[1])).and_then(|n| total.checked_add(n))
+        });
         match parameters {
             Some(count) if count <= MAX_PARAMETERS => Ok(()),
             _ => Err(TrainError::InvalidConfig(format!(
@@ -129,8 +128,7 @@ impl Mlp {
                     Activation::Relu if !is_output => (6.0 / fan_in as f64).sqrt(),
                     _ => (6.0 / (fan_in + fan_out) as f64).sqrt(),
                 };
-                let weight: Vec<f32> =
-                    (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound) as f32).collect();
+                let weight: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound) as f32).collect();
                 linear(&weight, &vec![0.0; fan_out], fan_in, fan_out, device)
             })
             .collect();

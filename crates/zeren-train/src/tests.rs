@@ -78,7 +78,8 @@ fn same_seed_gives_identical_weights() {
     let rows = Rows { features: &features, labels: &labels, weights: None, width: 4 };
     let run = |seed| {
         let config = TrainConfig { seed, epochs: 5, ..config() };
-        let outcome = fit(&model(vec![16, 8], Activation::Relu), &config, rows, empty(), &device::cpu(), &mut |_| {}).unwrap();
+        let outcome =
+            fit(&model(vec![16, 8], Activation::Relu), &config, rows, empty(), &device::cpu(), &mut |_| {}).unwrap();
         outcome.model.to_weights().unwrap()
     };
     let first = run(11);
@@ -94,7 +95,8 @@ fn early_stopping_keeps_best_epoch() {
     let train = Rows { features: &features, labels: &labels, weights: None, width: 4 };
     let validation = Rows { features: &features, labels: &flipped, weights: None, width: 4 };
     let config = TrainConfig { patience: Some(2), epochs: 50, ..config() };
-    let outcome = fit(&model(vec![8], Activation::Relu), &config, train, validation, &device::cpu(), &mut |_| {}).unwrap();
+    let outcome =
+        fit(&model(vec![8], Activation::Relu), &config, train, validation, &device::cpu(), &mut |_| {}).unwrap();
 
     assert_eq!(outcome.stop_reason, StopReason::EarlyStopping { patience: 2 });
     assert_eq!(outcome.best_epoch, 1);

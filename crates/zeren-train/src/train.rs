@@ -85,7 +85,10 @@ impl TrainConfig {
             return invalid("batch size must be at least 1".into());
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return invalid(format!("learning rate {} is invalid; use a positive number such as 0.001", self.learning_rate));
+            return invalid(format!(
+                "learning rate {} is invalid; use a positive number such as 0.001",
+                self.learning_rate
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return invalid(format!("momentum {} is invalid; use a value in [0, 1)", self.momentum));
@@ -97,9 +100,10 @@ impl TrainConfig {
             return invalid("patience must be at least 1 epoch".into());
         }
         if let Some(threshold) = self.loss_threshold
-            && !(threshold.is_finite() && threshold > 0.0) {
-                return invalid(format!("loss threshold {threshold} is invalid; use a positive number"));
-            }
+            && !(threshold.is_finite() && threshold > 0.0)
+        {
+            return invalid(format!("loss threshold {threshold} is invalid; use a positive number"));
+        }
         if let Some(dp) = &self.dp {
             dp.validate()?;
         }
@@ -240,7 +244,11 @@ pub fn fit(
     let private_steps_per_epoch = ((train.len() as f64 / expected_batch_size as f64).round() as u64).max(1);
     let mut sampling_rng = config.dp.as_ref().map(|dp| noise_generator(dp.noise_seed, 0));
     let noise_stream = config.dp.as_ref().map(|dp| {
-        NoiseStream::new(noise_generator(dp.noise_seed, 1), parameter_count(&model), dp.noise_multiplier * dp.max_grad_norm)
+        NoiseStream::new(
+            noise_generator(dp.noise_seed, 1),
+            parameter_count(&model),
+            dp.noise_multiplier * dp.max_grad_norm,
+        )
     });
     let mut steps_run = 0u64;
 
@@ -253,8 +261,9 @@ pub fn fit(
                 let batch = poisson_sample(train.len(), sample_rate, sampling_rng);
                 let tensors = (!batch.is_empty()).then(|| gather(train, &batch, &device));
                 let noise = noise_stream.next_step()?;
-                let step = noisy_gradients(&model, tensors, config.loss, dp, expected_batch_size as f64, &noise, &device)
-                    .map_err(|_| TrainError::Diverged { epoch, learning_rate: config.learning_rate })?;
+                let step =
+                    noisy_gradients(&model, tensors, config.loss, dp, expected_batch_size as f64, &noise, &device)
+                        .map_err(|_| TrainError::Diverged { epoch, learning_rate: config.learning_rate })?;
                 loss_sum += step.loss_sum;
                 loss_rows += step.batch_size;
                 model = optimizer.step(config.learning_rate, model, step.gradients);
@@ -285,7 +294,13 @@ pub fn fit(
             let (loss, accuracy) = evaluate(&model.valid(), config.loss, validation)?;
             (Some(loss), Some(accuracy))
         };
-        let record = EpochRecord { epoch, train_loss, validation_loss, validation_accuracy, seconds: start.elapsed().as_secs_f64() };
+        let record = EpochRecord {
+            epoch,
+            train_loss,
+            validation_loss,
+            validation_accuracy,
+            seconds: start.elapsed().as_secs_f64(),
+        };
         on_epoch(&record);
         history.push(record);
 
@@ -299,10 +314,11 @@ pub fn fit(
             }
         }
         if let Some(threshold) = config.loss_threshold
-            && train_loss < threshold {
-                stop_reason = StopReason::LossThreshold { threshold };
-                break;
-            }
+            && train_loss < threshold
+        {
+            stop_reason = StopReason::LossThreshold { threshold };
+            break;
+        }
     }
 
     let last_epoch = history.len();
@@ -332,13 +348,14 @@ fn check_rows(what: &str, rows: Rows<'_>, width: usize) -> Result<(), TrainError
         )));
     }
     if let Some(weights) = rows.weights
-        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
-            return Err(TrainError::InvalidConfig(format!(
-                "{what} sample weight {} in row {} is invalid; weights must be finite and non-negative",
-                weights[row],
-                row + 1
-            )));
-        }
+        && let Some(row) = weights.iter().position(|w| !w.is_finite() || *w < 0.0)
+    {
+        return Err(TrainError::InvalidConfig(format!(
+            "{what} sample weight {} in row {} is invalid; weights must be finite and non-negative",
+            weights[row],
+            row + 1
+        )));
+    }
     Ok(())
 }
 
@@ -348,8 +365,11 @@ fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
         OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(weight_decay).init(),
         OptimizerKind::Sgd => {
             // PyTorch's SGD semantics: no dampening, no Nesterov.
-            let momentum = (config.momentum > 0.0)
-                .then_some(MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: false });
+            let momentum = (config.momentum > 0.0).then_some(MomentumConfig {
+                momentum: config.momentum,
+                dampening: 0.0,
+                nesterov: false,
+            });
             SgdConfig::new().with_momentum(momentum).with_weight_decay(weight_decay).init()
         }
     }
@@ -388,9 +408,7 @@ pub(crate) fn per_example_loss(kind: LossKind, logits: Tensor<1>, targets: Tenso
     match kind {
         // max(z, 0) - z y + log(1 + exp(-|z|)) equals -y log σ(z) - (1 - y) log(1 - σ(z)) without
         // overflow for large |z|.
-        LossKind::Bce => {
-            logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p()
-        }
+        LossKind::Bce => logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p(),
         LossKind::Mse => (sigmoid(logits) - targets).square(),
     }
 }
@@ -403,10 +421,17 @@ const PREDICTION_CHUNK: usize = 8192;
 /// # Errors
 ///
 /// Returns an error if the inputs do not have the model's width or a tensor cannot be read back.
-pub fn predict_probabilities(model: &Mlp, features: &[f32], width: usize, device: &Device) -> Result<Vec<f32>, TrainError> {
+pub fn predict_probabilities(
+    model: &Mlp,
+    features: &[f32],
+    width: usize,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
     let expected = model.layers[0].weight.dims()[0];
     if width != expected || !features.len().is_multiple_of(width.max(1)) {
-        return Err(TrainError::InvalidConfig(format!("inputs have {width} values per row but the model expects {expected}")));
+        return Err(TrainError::InvalidConfig(format!(
+            "inputs have {width} values per row but the model expects {expected}"
+        )));
     }
     let rows = features.len() / width;
     let mut probabilities = Vec::with_capacity(rows);
@@ -414,7 +439,8 @@ pub fn predict_probabilities(model: &Mlp, features: &[f32], width: usize, device
         let end = (start + PREDICTION_CHUNK).min(rows);
         let data = TensorData::new(features[start * width..end * width].to_vec(), [end - start, width]);
         let logits = model.forward(Tensor::<2>::from_data(data, device));
-        let values = sigmoid(logits).into_data().try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
+        let values =
+            sigmoid(logits).into_data().try_to_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))?;
         probabilities.extend(values);
     }
     Ok(probabilities)

@@ -33,7 +33,8 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             label_values.iter().cloned().collect::<Vec<_>>().join(", ")
         )));
     }
-    let foreign: Vec<&String> = prediction_values.iter().filter(|v| !label_values.contains(*v) && **v != key(&positive)).collect();
+    let foreign: Vec<&String> =
+        prediction_values.iter().filter(|v| !label_values.contains(*v) && **v != key(&positive)).collect();
     if !foreign.is_empty() {
         return Err(CliError::usage(format!(
             "{}: column '{}' has values ({}) that are not labels of column '{}' ({}); predictions must use the same labels{}",
@@ -56,7 +57,8 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
         .zip(read_groups(&table, &sensitive))
         .map(|(name, groups)| SensitiveFeature { name: name.clone(), groups })
         .collect();
-    let predictions = Predictions { y_true: &y_true, y_pred: &y_pred, scores: scores.as_deref(), weights: weights.as_deref() };
+    let predictions =
+        Predictions { y_true: &y_true, y_pred: &y_pred, scores: scores.as_deref(), weights: weights.as_deref() };
     let options = AuditOptions { bootstrap_resamples: args.bootstrap, seed: args.seed, ..AuditOptions::default() };
     let audits = audit(predictions, &features, &options)?;
 
@@ -64,7 +66,8 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(&audits).map_err(|e| CliError::Failure(e.into()))?;
         println!("{text}");
     } else {
-        let mut out = format!("Fairness audit of {} ({} rows), positive label '{positive}'\n", table.source, table.len());
+        let mut out =
+            format!("Fairness audit of {} ({} rows), positive label '{positive}'\n", table.source, table.len());
         for (name, feature_audit) in &audits {
             render_audit(&mut out, name, feature_audit);
         }
@@ -135,7 +138,11 @@ fn number_column(table: &Table, name: &str, non_negative: bool) -> Result<Vec<f6
                     "{}, column '{name}', line {line}: value '{value}' is not a {}number; {}",
                     table.source,
                     if non_negative { "finite non-negative " } else { "finite " },
-                    if non_negative { "sample weights must be numbers of 0 or more" } else { "--score needs a column of scores or probabilities" }
+                    if non_negative {
+                        "sample weights must be numbers of 0 or more"
+                    } else {
+                        "--score needs a column of scores or probabilities"
+                    }
                 ))),
             }
         })

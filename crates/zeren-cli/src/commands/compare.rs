@@ -27,8 +27,9 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     let mut rows = Vec::with_capacity(args.runs.len());
     for run in &args.runs {
         let path = run.join(REPORT_JSON);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|_| CliError::usage(format!("{}: no report.json; pass run directories written by zeren train", run.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            CliError::usage(format!("{}: no report.json; pass run directories written by zeren train", run.display()))
+        })?;
         let report: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::Failure(anyhow::anyhow!("{}: invalid or damaged report: {e}", path.display())))?;
         rows.push(row(&run.display().to_string(), &report));
@@ -41,7 +42,8 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     for row in &rows {
         writer.write_record(row).map_err(|e| CliError::Failure(e.into()))?;
     }
-    let csv_bytes = writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write the comparison: {e}")))?;
+    let csv_bytes =
+        writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write the comparison: {e}")))?;
 
     let mut markdown = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
     for row in &rows {

@@ -22,7 +22,9 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     check_version(&args.model, artifacts::MODEL_FILE, model_file.format_version)?;
     let threshold = args.decision_threshold.unwrap_or(preprocessing.decision_threshold);
     if !(0.0..=1.0).contains(&threshold) {
-        return Err(CliError::usage(format!("--decision-threshold {threshold} is invalid; use a probability in [0, 1]")));
+        return Err(CliError::usage(format!(
+            "--decision-threshold {threshold} is invalid; use a probability in [0, 1]"
+        )));
     }
 
     let table = Table::from_path(&args.data, &preprocessing.csv)?;
@@ -52,7 +54,11 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     header.extend([PROBABILITY_COLUMN.to_string(), PREDICTION_COLUMN.to_string()]);
     writer.write_record(&header).map_err(|e| CliError::Failure(e.into()))?;
     for (row, probability) in table.rows.iter().zip(&probabilities) {
-        let label = if f64::from(*probability) >= threshold { &preprocessing.label.positive } else { &preprocessing.label.negative };
+        let label = if f64::from(*probability) >= threshold {
+            &preprocessing.label.positive
+        } else {
+            &preprocessing.label.negative
+        };
         let mut record = row.clone();
         record.extend([format!("{probability:.6}"), label.clone()]);
         writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;

@@ -39,8 +39,13 @@ pub fn run(command: PrivacyCommand) -> Result<(), CliError> {
         }
         PrivacyCommand::Noise(args) => {
             let accountant = Accountant::from(args.accountant);
-            let calibration =
-                calibrate::noise_multiplier_with(accountant, args.target_epsilon, args.sample_rate, args.steps, args.delta)?;
+            let calibration = calibrate::noise_multiplier_with(
+                accountant,
+                args.target_epsilon,
+                args.sample_rate,
+                args.steps,
+                args.delta,
+            )?;
             if args.json {
                 let mut value = json!({
                     "noise_multiplier": calibration.noise_multiplier,

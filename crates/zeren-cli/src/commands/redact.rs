@@ -23,7 +23,10 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
         return Err(CliError::usage(format!("{}: file not found; check the path", args.file.display())));
     }
     if args.out.exists() {
-        return Err(CliError::usage(format!("{}: file already exists; choose another -o or remove it", args.out.display())));
+        return Err(CliError::usage(format!(
+            "{}: file already exists; choose another -o or remove it",
+            args.out.display()
+        )));
     }
     let policy = match &args.policy {
         Some(path) => {
@@ -35,7 +38,8 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
     };
     let key = match &args.key {
         Some(path) => {
-            let key = std::fs::read(path).map_err(|e| CliError::usage(format!("{}: cannot read key: {e}", path.display())))?;
+            let key = std::fs::read(path)
+                .map_err(|e| CliError::usage(format!("{}: cannot read key: {e}", path.display())))?;
             if key.len() < MIN_KEY_BYTES {
                 return Err(CliError::usage(format!(
                     "{}: the key has {} bytes; use at least {MIN_KEY_BYTES} random bytes (head -c 32 /dev/urandom > pii.key)",
@@ -49,7 +53,10 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
     };
     let redactor = Redactor::new(&policy, key).map_err(|e| CliError::usage(e.to_string()))?;
     if looks_binary(&args.file)? {
-        return Err(CliError::Failure(anyhow::anyhow!("{}: looks binary (it contains NUL bytes); redact only text and CSV files", args.file.display())));
+        return Err(CliError::Failure(anyhow::anyhow!(
+            "{}: looks binary (it contains NUL bytes); redact only text and CSV files",
+            args.file.display()
+        )));
     }
 
     let scanner = Scanner::new();
@@ -58,7 +65,9 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
     let mut output = AtomicFile::create(&args.out)?;
     match file_kind(&args.file, delimiter) {
         FileKind::Text => redact_text(&scanner, &redactor, &args.file, args.min_score, output.writer())?,
-        FileKind::Csv { delimiter } => redact_csv(&scanner, &redactor, &policy, &args.file, delimiter, args.min_score, output.writer())?,
+        FileKind::Csv { delimiter } => {
+            redact_csv(&scanner, &redactor, &policy, &args.file, delimiter, args.min_score, output.writer())?
+        }
     }
     output.commit()?;
     eprintln!("zeren: wrote {}", args.out.display());
@@ -66,7 +75,13 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
 }
 
 /// Redacts the valid UTF-8 stretches of `bytes` and copies invalid bytes through unchanged.
-fn redact_bytes(scanner: &Scanner, redactor: &Redactor<'_>, bytes: &[u8], column: Option<&str>, min_score: f64) -> Vec<u8> {
+fn redact_bytes(
+    scanner: &Scanner,
+    redactor: &Redactor<'_>,
+    bytes: &[u8],
+    column: Option<&str>,
+    min_score: f64,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         let text = chunk.valid();
@@ -77,7 +92,13 @@ fn redact_bytes(scanner: &Scanner, redactor: &Redactor<'_>, bytes: &[u8], column
     out
 }
 
-fn redact_text(scanner: &Scanner, redactor: &Redactor<'_>, path: &Path, min_score: f64, output: &mut impl Write) -> Result<(), CliError> {
+fn redact_text(
+    scanner: &Scanner,
+    redactor: &Redactor<'_>,
+    path: &Path,
+    min_score: f64,
+    output: &mut impl Write,
+) -> Result<(), CliError> {
     let failed = |e: std::io::Error| CliError::Failure(anyhow::Error::new(e).context("cannot write the redacted copy"));
     let mut lines = Lines::open(path)?;
     loop {
@@ -85,7 +106,8 @@ fn redact_text(scanner: &Scanner, redactor: &Redactor<'_>, path: &Path, min_scor
         if batch.is_empty() {
             break;
         }
-        let redacted: Vec<Vec<u8>> = batch.par_iter().map(|line| redact_bytes(scanner, redactor, &line.bytes, None, min_score)).collect();
+        let redacted: Vec<Vec<u8>> =
+            batch.par_iter().map(|line| redact_bytes(scanner, redactor, &line.bytes, None, min_score)).collect();
         for (line, bytes) in batch.iter().zip(redacted) {
             output.write_all(&bytes).map_err(failed)?;
             output.write_all(line.ending).map_err(failed)?;
@@ -104,9 +126,14 @@ fn redact_csv(
     output: &mut impl Write,
 ) -> Result<(), CliError> {
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(std::io::BufReader::new(file));
     let header = reader.byte_headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
-    let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string()).collect();
+    let names: Vec<String> =
+        header.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string()).collect();
     let keep: Vec<bool> = names.iter().map(|n| policy.columns.get(n) != Some(&Operator::Drop)).collect();
 
     let mut writer = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(output);
@@ -119,7 +146,9 @@ fn redact_csv(
     loop {
         let mut batch = Vec::with_capacity(4096);
         for record in records.by_ref().take(4096) {
-            batch.push(record.with_context(|| format!("{}: malformed CSV after data row {}", path.display(), row + batch.len() as u64))?);
+            batch.push(record.with_context(|| {
+                format!("{}: malformed CSV after data row {}", path.display(), row + batch.len() as u64)
+            })?);
         }
         if batch.is_empty() {
             break;
@@ -138,7 +167,8 @@ fn redact_csv(
                             Some(Operator::Keep) => field.to_vec(),
                             Some(_) if !field.is_empty() => {
                                 let value = String::from_utf8_lossy(field);
-                                let entity = scanner.scan(&value).first().map_or(zeren_pii::EntityType::Person, |f| f.entity);
+                                let entity =
+                                    scanner.scan(&value).first().map_or(zeren_pii::EntityType::Person, |f| f.entity);
                                 redactor.replace(entity, column, &value).into_bytes()
                             }
                             _ => redact_bytes(scanner, redactor, field, column, min_score),

@@ -66,7 +66,8 @@ fn scan_bytes(scanner: &Scanner, bytes: &[u8], min_score: f64) -> (Vec<(Finding,
         for finding in scanner.scan(text) {
             if finding.score >= min_score {
                 let example = masked(&text[finding.start..finding.end]);
-                findings.push((Finding { start: finding.start + offset, end: finding.end + offset, ..finding }, example));
+                findings
+                    .push((Finding { start: finding.start + offset, end: finding.end + offset, ..finding }, example));
             }
         }
         offset += text.len();
@@ -137,7 +138,13 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn scan_text(scanner: &Scanner, path: &Path, args: &ScanArgs, report: &mut FileReport, out: &mut impl Write) -> Result<(), CliError> {
+fn scan_text(
+    scanner: &Scanner,
+    path: &Path,
+    args: &ScanArgs,
+    report: &mut FileReport,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     report.kind = "text";
     let mut lines = Lines::open(path)?;
     loop {
@@ -178,10 +185,21 @@ fn scan_text(scanner: &Scanner, path: &Path, args: &ScanArgs, report: &mut FileR
     Ok(())
 }
 
-fn scan_csv(scanner: &Scanner, path: &Path, delimiter: u8, args: &ScanArgs, report: &mut FileReport, out: &mut impl Write) -> Result<(), CliError> {
+fn scan_csv(
+    scanner: &Scanner,
+    path: &Path,
+    delimiter: u8,
+    args: &ScanArgs,
+    report: &mut FileReport,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
     report.kind = "csv";
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(std::io::BufReader::new(file));
     let header: Vec<String> = reader
         .byte_headers()
         .with_context(|| format!("{}: cannot read the header", path.display()))?
@@ -196,7 +214,9 @@ fn scan_csv(scanner: &Scanner, path: &Path, delimiter: u8, args: &ScanArgs, repo
     loop {
         let mut batch = Vec::with_capacity(4096);
         for record in records.by_ref().take(4096) {
-            let record = record.with_context(|| format!("{}: malformed CSV after data row {}", path.display(), row + batch.len() as u64))?;
+            let record = record.with_context(|| {
+                format!("{}: malformed CSV after data row {}", path.display(), row + batch.len() as u64)
+            })?;
             batch.push(record);
         }
         if batch.is_empty() {
@@ -260,17 +280,38 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
             for (entity, tally) in entities {
                 any = true;
                 let share = tally.rows as f64 / report.rows.max(1) as f64;
-                let place = if location == "(text)" { report.path.clone() } else { format!("{}: {location}", report.path) };
-                writeln!(out, "{entity:<16} {place:<40} {:>9} {:>7.1}%  {}", tally.findings, share * 100.0, tally.example)?;
+                let place =
+                    if location == "(text)" { report.path.clone() } else { format!("{}: {location}", report.path) };
+                writeln!(
+                    out,
+                    "{entity:<16} {place:<40} {:>9} {:>7.1}%  {}",
+                    tally.findings,
+                    share * 100.0,
+                    tally.example
+                )?;
             }
         }
         for column in report.columns.iter().filter(|c| c.quasi_identifier && c.entity.is_none()) {
             any = true;
-            writeln!(out, "{:<16} {:<40} {:>9} {:>8}  unique per row", "QUASI_IDENTIFIER", format!("{}: {}", report.path, column.column), "-", "-")?;
+            writeln!(
+                out,
+                "{:<16} {:<40} {:>9} {:>8}  unique per row",
+                "QUASI_IDENTIFIER",
+                format!("{}: {}", report.path, column.column),
+                "-",
+                "-"
+            )?;
         }
         for column in report.columns.iter().filter(|c| c.entity == Some(EntityType::Person)) {
             any = true;
-            writeln!(out, "{:<16} {:<40} {:>9} {:>8}  by column name", "PERSON", format!("{}: {}", report.path, column.column), "-", "-")?;
+            writeln!(
+                out,
+                "{:<16} {:<40} {:>9} {:>8}  by column name",
+                "PERSON",
+                format!("{}: {}", report.path, column.column),
+                "-",
+                "-"
+            )?;
         }
     }
     if !any {
@@ -286,7 +327,8 @@ fn write_report(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(parent).with_context(|| format!("{}: cannot write here", parent.display()))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(parent).with_context(|| format!("{}: cannot write here", parent.display()))?;
     file.write_all(contents).with_context(|| format!("{}: cannot write", path.display()))?;
     file.persist(path).map_err(|e| anyhow::Error::new(e.error).context(format!("{}: cannot write", path.display())))?;
     Ok(())

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use zeren_data::builtin::load_builtin;
-use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
-use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
-use zeren_fairness::classification::evaluate;
 use anyhow::Context;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use zeren_data::builtin::load_builtin;
+use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::FeatureAudit;
+use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
+use zeren_fairness::classification::evaluate;
 use zeren_fairness::mitigation::reweighing_weights;
 use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
 use zeren_pii::operators::{Policy, Redactor};
@@ -21,18 +21,16 @@ use zeren_privacy::{Accountant, calibrate, epsilon};
 use zeren_train::dp::DpConfig;
 use zeren_train::{Device, Mlp, MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
-
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
 use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
+use crate::manifest::{self, Resource, RunPredicate};
 use crate::progress::Progress;
 use crate::report::{
-    ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport, PrivacyReport, Report,
-    RowCounts, RunInfo, SCHEMA_VERSION,
-    TrainingInfo, render_markdown,
+    ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport,
+    PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
 };
-use crate::manifest::{self, Resource, RunPredicate};
 use crate::run_dir::RunDirectory;
 
 /// Test rows below which a group's rates are flagged as unreliable.
@@ -88,7 +86,9 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         allow_missing_groups: args.allow_missing_groups,
     };
     if source.test.is_none() && prepare_options.test_fraction == 0.0 {
-        return Err(CliError::usage("--test-fraction 0 leaves no test rows; give a share above 0 or a --test-data file"));
+        return Err(CliError::usage(
+            "--test-fraction 0 leaves no test rows; give a share above 0 or a --test-data file",
+        ));
     }
     let data = prepare(&source.train, source.test.as_ref(), &prepare_options)?;
     for warning in &data.warnings {
@@ -146,7 +146,9 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let train_config = TrainConfig { dp: dp_plan.as_ref().map(|plan| plan.config.clone()), ..train_config };
     let threshold = args.decision_threshold.unwrap_or_default();
     if !(0.0..=1.0).contains(&threshold) {
-        return Err(CliError::usage(format!("--decision-threshold {threshold} is invalid; use a probability in [0, 1]")));
+        return Err(CliError::usage(format!(
+            "--decision-threshold {threshold} is invalid; use a probability in [0, 1]"
+        )));
     }
     let device_kind = args.device.unwrap_or_default();
     let device = device::select(device_kind)?;
@@ -166,7 +168,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             let joint: Vec<String> = (0..data.train.len())
                 .map(|row| data.train.groups.iter().map(|g| g[row].as_str()).collect::<Vec<_>>().join(", "))
                 .collect();
-            let weights: Vec<f32> = reweighing_weights(&data.train.labels, &joint).into_iter().map(|w| w as f32).collect();
+            let weights: Vec<f32> =
+                reweighing_weights(&data.train.labels, &joint).into_iter().map(|w| w as f32).collect();
             Some(weights)
         }
         None => {
@@ -180,7 +183,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
 
     let progress = Progress::new(train_config.epochs, args.quiet);
     let training_start = Instant::now();
-    let outcome = fit(&model_config, &train_config, train_rows, rows(&data.validation), &device, &mut |r| progress.epoch(r));
+    let outcome =
+        fit(&model_config, &train_config, train_rows, rows(&data.validation), &device, &mut |r| progress.epoch(r));
     progress.finish();
     let outcome = outcome?;
     let training_seconds = training_start.elapsed().as_secs_f64();
@@ -189,19 +193,23 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let test_scores = score(&data.test)?;
     let train_scores = score(&data.train)?;
     let train_metrics = evaluate(&data.train.labels, &train_scores, threshold);
-    let validation_metrics =
-        (!data.validation.is_empty()).then(|| Ok::<_, CliError>(evaluate(&data.validation.labels, &score(&data.validation)?, threshold))).transpose()?;
+    let validation_metrics = (!data.validation.is_empty())
+        .then(|| Ok::<_, CliError>(evaluate(&data.validation.labels, &score(&data.validation)?, threshold)))
+        .transpose()?;
     let test_metrics = evaluate(&data.test.labels, &test_scores, threshold);
 
     let test_predictions: Vec<bool> = test_scores.iter().map(|&p| p >= threshold).collect();
     let features = test_features(&data);
-    let audit_options = AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
-    let predictions = Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
+    let audit_options =
+        AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
+    let predictions =
+        Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
 
     let mitigation = match args.mitigation {
         Some(method) => {
-            let baseline = fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+            let baseline =
+                fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
             let scores = split_scores(&baseline.model, &data.test, &device)?;
             Some(MitigationReport {
                 method,
@@ -222,7 +230,8 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         (Some(plan), Some(run)) => {
             let reference = if args.compare_non_private {
                 let plain = TrainConfig { dp: None, ..train_config.clone() };
-                let baseline = fit(&model_config, &plain, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+                let baseline =
+                    fit(&model_config, &plain, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
                 let scores = split_scores(&baseline.model, &data.test, &device)?;
                 Some(non_private_reference(&data, &scores, threshold, &fairness)?)
             } else {
@@ -258,7 +267,12 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             seconds: training_seconds,
             history: outcome.history.clone(),
         },
-        metrics: Metrics { decision_threshold: threshold, train: train_metrics, validation: validation_metrics, test: test_metrics },
+        metrics: Metrics {
+            decision_threshold: threshold,
+            train: train_metrics,
+            validation: validation_metrics,
+            test: test_metrics,
+        },
         fairness,
         privacy,
         membership_inference,
@@ -360,7 +374,14 @@ fn screen_pii(source: &mut Source, args: &TrainArgs) -> Result<PiiReport, CliErr
     if !direct.is_empty() {
         let listed: Vec<String> = direct
             .iter()
-            .map(|c| format!("'{}' ({} in {:.0}% of sampled values)", c.column, c.entity.map_or("", EntityType::name), c.share * 100.0))
+            .map(|c| {
+                format!(
+                    "'{}' ({} in {:.0}% of sampled values)",
+                    c.column,
+                    c.entity.map_or("", EntityType::name),
+                    c.share * 100.0
+                )
+            })
             .collect();
         match action {
             PiiAction::Fail => {
@@ -379,12 +400,15 @@ fn screen_pii(source: &mut Source, args: &TrainArgs) -> Result<PiiReport, CliErr
                 tracing::warn!("--pii mask: replacing identifiers with their tags in {}", listed.join(", "));
                 let policy = Policy::default();
                 let redactor = Redactor::new(&policy, None).map_err(|e| CliError::Failure(e.into()))?;
-                let columns: Vec<(String, EntityType)> = direct.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect();
+                let columns: Vec<(String, EntityType)> =
+                    direct.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect();
                 for table in std::iter::once(&mut source.train).chain(source.test.as_mut()) {
                     mask_columns(table, &columns, &scanner, &redactor);
                 }
             }
-            PiiAction::Allow => tracing::warn!("--pii allow: training on personal identifiers in {}", listed.join(", ")),
+            PiiAction::Allow => {
+                tracing::warn!("--pii allow: training on personal identifiers in {}", listed.join(", "))
+            }
         }
     }
     Ok(PiiReport { action, columns: flagged, rows_sampled: sample.len() })
@@ -419,7 +443,12 @@ struct PrivatePlan {
 }
 
 /// Calibrates the noise multiplier for `target_epsilon` over the planned steps of the run.
-fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noise_seed: Option<u64>) -> Result<PrivatePlan, CliError> {
+fn plan_private_training(
+    args: &TrainArgs,
+    target_epsilon: f64,
+    rows: usize,
+    noise_seed: Option<u64>,
+) -> Result<PrivatePlan, CliError> {
     let delta = args.dp_delta.unwrap_or_else(|| default_delta(rows));
     if delta >= 1.0 / rows as f64 && delta < 1.0 {
         tracing::warn!(
@@ -437,7 +466,9 @@ fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noi
     // Different from the seed of weights and batches, so the noise is not a copy of another stream.
     let noise_seed = noise_seed.map(|seed| seed ^ 0x9e37_79b9_7f4a_7c15);
     if noise_seed.is_some() {
-        tracing::warn!("--seed makes the DP noise reproducible and therefore predictable: the model is not safe to release; omit --seed for secure noise");
+        tracing::warn!(
+            "--seed makes the DP noise reproducible and therefore predictable: the model is not safe to release; omit --seed for secure noise"
+        );
     }
     let config = DpConfig {
         noise_multiplier: calibration.noise_multiplier,
@@ -449,7 +480,11 @@ fn plan_private_training(args: &TrainArgs, target_epsilon: f64, rows: usize, noi
     Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant })
 }
 
-fn privacy_report(plan: &PrivatePlan, run: &PrivateTraining, reference: Option<NonPrivateReference>) -> Result<PrivacyReport, CliError> {
+fn privacy_report(
+    plan: &PrivatePlan,
+    run: &PrivateTraining,
+    reference: Option<NonPrivateReference>,
+) -> Result<PrivacyReport, CliError> {
     let spent = epsilon(plan.accountant, run.sample_rate, run.noise_multiplier, run.steps.max(1), plan.delta)?;
     let rows = (run.expected_batch_size as f64 / run.sample_rate).round();
     let noise = if run.secure_noise {
@@ -488,7 +523,13 @@ fn privacy_report(plan: &PrivatePlan, run: &PrivateTraining, reference: Option<N
 }
 
 /// Runs the loss-threshold attack with as many training rows (a seeded sample) as test rows.
-fn membership_audit(data: &PreparedData, train_scores: &[f64], test_scores: &[f64], delta: f64, seed: u64) -> Option<MembershipInference> {
+fn membership_audit(
+    data: &PreparedData,
+    train_scores: &[f64],
+    test_scores: &[f64],
+    delta: f64,
+    seed: u64,
+) -> Option<MembershipInference> {
     let loss = |p: f64, y: bool| {
         let p = p.clamp(1e-12, 1.0 - 1e-12);
         if y { -p.ln() } else { -(1.0 - p).ln() }
@@ -517,7 +558,11 @@ fn non_private_reference(
     let accuracy_by_group = |audits: &BTreeMap<String, FeatureAudit>| -> BTreeMap<String, BTreeMap<String, f64>> {
         data.sensitive
             .iter()
-            .filter_map(|column| audits.get(column).map(|a| (column.clone(), a.groups.iter().map(|(g, m)| (g.clone(), m.accuracy)).collect())))
+            .filter_map(|column| {
+                audits
+                    .get(column)
+                    .map(|a| (column.clone(), a.groups.iter().map(|(g, m)| (g.clone(), m.accuracy)).collect()))
+            })
             .collect()
     };
     Ok(NonPrivateReference {
@@ -536,7 +581,8 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
                 return Err(CliError::usage("--test-data needs --data; a built-in dataset brings its own test rows"));
             }
             let builtin = load_builtin(name)?;
-            let materials = builtin.files.iter().map(|(file, bytes)| Resource::of(&format!("builtin:{file}"), bytes)).collect();
+            let materials =
+                builtin.files.iter().map(|(file, bytes)| Resource::of(&format!("builtin:{file}"), bytes)).collect();
             let mut excluded = builtin.excluded.clone();
             excluded.extend(args.exclude.clone().unwrap_or_default());
             Ok(Source {
@@ -557,10 +603,9 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
                 .target
                 .clone()
                 .ok_or_else(|| CliError::usage("--data needs --target COL, the column to predict"))?;
-            let positive_label = args
-                .positive_label
-                .clone()
-                .ok_or_else(|| CliError::usage("--data needs --positive-label VALUE, the target value of the positive class"))?;
+            let positive_label = args.positive_label.clone().ok_or_else(|| {
+                CliError::usage("--data needs --positive-label VALUE, the target value of the positive class")
+            })?;
             let csv = CsvOptions {
                 delimiter: parse_delimiter(args.delimiter.as_deref().unwrap_or(","))?,
                 has_header: !args.no_header,

@@ -62,7 +62,10 @@ fn rejects_invalid_ip_and_clock_times() {
 
 #[test]
 fn finds_iban_ssn_and_uscc() {
-    assert_eq!(entities("IBAN GB82 WEST 1234 5698 7654 32."), vec![(EntityType::IbanCode, "GB82 WEST 1234 5698 7654 32")]);
+    assert_eq!(
+        entities("IBAN GB82 WEST 1234 5698 7654 32."),
+        vec![(EntityType::IbanCode, "GB82 WEST 1234 5698 7654 32")]
+    );
     assert_eq!(entities("SSN 123-45-6789"), vec![(EntityType::UsSsn, "123-45-6789")]);
     assert!(entities("SSN 666-45-6789").is_empty());
     assert_eq!(entities("统一社会信用代码：91350100M000100Y43"), vec![(EntityType::CnUscc, "91350100M000100Y43")]);
