@@ -19,6 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a classifier, evaluate it, audit its fairness and write a run directory.
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// Score a CSV file with a trained model and write probabilities and labels.
     Predict(PredictArgs),
@@ -113,8 +114,10 @@ pub struct RedactArgs {
 #[derive(Debug, Subcommand)]
 pub enum PrivacyCommand {
     /// Print the epsilon of DP-SGD with the given sample rate, noise multiplier and steps.
+    #[command(allow_negative_numbers = true)]
     Epsilon(EpsilonArgs),
     /// Print the smallest noise multiplier that reaches a target epsilon.
+    #[command(allow_negative_numbers = true)]
     Noise(NoiseArgs),
 }
 

@@ -1091,3 +1091,112 @@ fn compare_writes_csv_and_markdown() {
         .code(2)
         .stderr(predicate::str::contains("no report.json"));
 }
+
+// Found by a second round of trying zeren as a new user.
+
+#[test]
+fn redact_replaces_name_columns_by_default() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    let out = dir.path().join("clean.csv");
+    zeren().args(["redact"]).arg(&data).arg("-o").arg(&out).assert().success();
+    let text = fs::read_to_string(&out).unwrap();
+    let first = text.lines().nth(1).unwrap();
+    assert!(first.starts_with("<PERSON>,<PHONE_NUMBER>,"), "{first}");
+}
+
+#[test]
+fn pii_gate_flags_sparse_identifiers() {
+    let dir = TempDir::new().unwrap();
+    let mut text = String::from("phone,x,y\n");
+    for i in 0..100 {
+        let phone = if i % 10 == 0 { format!("138{:08}", 10_000_000 + i) } else { "none".to_string() };
+        text.push_str(&format!("{phone},{i},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
+    }
+    let data = write(&dir, "sparse.csv", &text);
+    zeren()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--target", "y", "--positive-label", "yes", "--quiet", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("'phone' (PHONE_NUMBER in 10% of sampled values)"));
+}
+
+#[test]
+fn prv_rejects_full_batches_without_panic() {
+    zeren()
+        .args([
+            "privacy",
+            "epsilon",
+            "--sample-rate",
+            "1",
+            "--noise-multiplier",
+            "1",
+            "--steps",
+            "100",
+            "--delta",
+            "1e-5",
+            "--accountant",
+            "prv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("needs a sample rate below 1"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn secure_private_run_is_not_reproducible() {
+    let dir = TempDir::new().unwrap();
+    let run = dir.path().join("run");
+    zeren()
+        .args([
+            "train",
+            "--dataset",
+            "german",
+            "--epochs",
+            "1",
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--dp-epsilon",
+            "3",
+            "--out",
+        ])
+        .arg(&run)
+        .assert()
+        .success();
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["run"]["reproducible"], false);
+    let config = fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(!config.contains("seed ="), "a rerun would seed the noise: {config}");
+}
+
+#[test]
+fn negative_values_parse_with_a_space() {
+    let dir = TempDir::new().unwrap();
+    zeren()
+        .args(["train", "--dataset", "german", "--learning-rate", "-1", "--out"])
+        .arg(dir.path().join("run"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("learning rate -1 is invalid"));
+    zeren()
+        .args([
+            "privacy",
+            "epsilon",
+            "--sample-rate",
+            "-0.1",
+            "--noise-multiplier",
+            "1",
+            "--steps",
+            "10",
+            "--delta",
+            "1e-5",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sample rate -0.1 is invalid"));
+}

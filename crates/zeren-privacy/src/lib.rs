@@ -104,6 +104,11 @@ pub enum PrivacyError {
     /// No RDP order gives a finite ε.
     #[error("no finite epsilon: the noise multiplier is too small for this many steps; add noise or train fewer steps")]
     NoFiniteEpsilon,
+    /// The PRV accountant was given a sample rate of 1.
+    #[error(
+        "the PRV accountant needs a sample rate below 1 (Poisson subsampling); use the RDP accountant, which is exact without subsampling"
+    )]
+    PrvNeedsSubsampling,
     /// The PRV accountant would need a larger grid than it allows.
     #[error(
         "the PRV accountant needs a grid of {points} points for these parameters, more than it allows; use the RDP accountant"

@@ -130,6 +130,11 @@ pub fn epsilon(sample_rate: f64, noise_multiplier: f64, steps: u64, delta: f64) 
     if steps == 0 {
         return Err(PrivacyError::InvalidSteps);
     }
+    if sample_rate >= 1.0 {
+        // Without subsampling the loss distribution has no lower end at ln(1 - q); the RDP
+        // accountant is exact for the plain Gaussian mechanism.
+        return Err(PrivacyError::PrvNeedsSubsampling);
+    }
     let mut result: Option<PrvEpsilon> = None;
     for direction in [Direction::Remove, Direction::Add] {
         let mechanism = SubsampledGaussian { q: sample_rate, sigma: noise_multiplier, direction };
@@ -153,6 +158,10 @@ fn compose(mechanism: &SubsampledGaussian, steps: u64, delta: f64) -> Result<Prv
     let s = h * (t * (1.0 / hoeffding).ln() / 2.0).sqrt();
 
     let (low, high) = tail_bounds(mechanism, tail);
+    let span = (high - low) / h;
+    if !span.is_finite() || span > MAX_GRID as f64 {
+        return Err(PrivacyError::GridTooLarge { points: if span.is_finite() { span as usize } else { usize::MAX } });
+    }
     let first = (low / h).floor() as i64;
     let last = (high / h).ceil() as i64;
     let cells = (last - first) as usize;
@@ -332,6 +341,11 @@ mod tests {
             assert!((result.epsilon - opacus).abs() <= result.epsilon_error, "q={q}: {result:?} vs Opacus {opacus}");
             assert!(result.epsilon >= pld - result.epsilon_error, "q={q}: {result:?} vs PLD {pld}");
         }
+    }
+
+    #[test]
+    fn full_batches_are_rejected() {
+        assert_eq!(epsilon(1.0, 1.0, 100, 1e-5).unwrap_err(), PrivacyError::PrvNeedsSubsampling);
     }
 
     #[test]

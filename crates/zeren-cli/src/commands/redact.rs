@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use rayon::prelude::*;
+use zeren_pii::columns::name_hint;
 use zeren_pii::operators::{Operator, Policy, Redactor};
-use zeren_pii::{Finding, Scanner};
+use zeren_pii::{EntityType, Finding, Scanner};
 
 use crate::cli::RedactArgs;
 use crate::commands::text_lines::{FileKind, Lines, file_kind, looks_binary};
@@ -162,13 +163,18 @@ fn redact_csv(
                     .filter(|(index, _)| keep.get(*index).copied().unwrap_or(true))
                     .map(|(index, field)| {
                         let column = names.get(index).map(String::as_str);
+                        let person = column.is_some_and(|c| name_hint(c) == Some(EntityType::Person));
                         match column.and_then(|c| policy.columns.get(c)) {
                             // A column rule covers the whole cell, found or not.
                             Some(Operator::Keep) => field.to_vec(),
+                            // Names cannot be found inside text, so a column named like one
+                            // (name, 姓名) is treated as all names.
+                            None if person && !field.is_empty() => redactor
+                                .replace(EntityType::Person, column, &String::from_utf8_lossy(field))
+                                .into_bytes(),
                             Some(_) if !field.is_empty() => {
                                 let value = String::from_utf8_lossy(field);
-                                let entity =
-                                    scanner.scan(&value).first().map_or(zeren_pii::EntityType::Person, |f| f.entity);
+                                let entity = scanner.scan(&value).first().map_or(EntityType::Person, |f| f.entity);
                                 redactor.replace(entity, column, &value).into_bytes()
                             }
                             _ => redact_bytes(scanner, redactor, field, column, min_score),

@@ -137,8 +137,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let dp_plan = match args.dp_epsilon {
         Some(target) => Some(plan_private_training(&args, target, data.train.len(), seed_given.then_some(seed))?),
         None => {
-            if args.compare_non_private || args.dp_delta.is_some() || args.max_grad_norm.is_some() {
-                return Err(CliError::usage("--dp-delta, --max-grad-norm and --compare-non-private need --dp-epsilon"));
+            if args.compare_non_private
+                || args.dp_delta.is_some()
+                || args.max_grad_norm.is_some()
+                || args.dp_clipping.is_some()
+                || args.dp_accountant.is_some()
+            {
+                return Err(CliError::usage(
+                    "--dp-delta, --max-grad-norm, --dp-clipping, --dp-accountant and --compare-non-private need --dp-epsilon",
+                ));
             }
             None
         }
@@ -252,7 +259,9 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             seconds: 0.0,
             seed,
             device: device_kind.name().to_string(),
-            reproducible: device_kind.is_deterministic(),
+            // Secure DP noise comes from the operating system, so reruns differ.
+            reproducible: device_kind.is_deterministic()
+                && dp_plan.as_ref().is_none_or(|plan| plan.config.noise_seed.is_some()),
         },
         data: data_info(&source, &data, args.sensitive_as_features),
         model: ModelInfo { architecture: "mlp", parameters: model_config.parameter_count(), config: model_config },
@@ -281,7 +290,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
-    write_run(&run_dir, &args, &source, &data, &report, weights, &test_scores, threshold)?;
+    write_run(&run_dir, &args, seed_given, &source, &data, &report, weights, &test_scores, threshold)?;
     let predicate = RunPredicate {
         zeren_version: env!("CARGO_PKG_VERSION").to_string(),
         command: report.run.command.clone(),
@@ -330,6 +339,11 @@ fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<Mode
     })
 }
 
+/// Shares for the training gate: stricter than for reporting, because one identifier in a
+/// feature column already reaches the model and its category list. A column is flagged when 5% of
+/// its sampled values hold one entity type, or any value does and its name suggests that type.
+const GATE_OPTIONS: ColumnOptions = ColumnOptions { share: 0.05, share_with_name_hint: 0.0 };
+
 /// Rows sampled per column by the PII screen: enough to estimate a column's share of
 /// identifiers to about ±2 percentage points.
 const PII_SAMPLE_ROWS: usize = 2000;
@@ -356,7 +370,7 @@ fn screen_pii(source: &mut Source, args: &TrainArgs) -> Result<PiiReport, CliErr
             let value = &table.rows[row][index];
             stats.add(value, &scanner.scan(value));
         }
-        let report = stats.finish(&ColumnOptions::default());
+        let report = stats.finish(&GATE_OPTIONS);
         if report.entity.is_some() || report.quasi_identifier {
             flagged.push(report);
         }
@@ -676,6 +690,7 @@ fn data_info(source: &Source, data: &PreparedData, sensitive_as_features: bool) 
 fn write_run(
     run_dir: &RunDirectory,
     args: &TrainArgs,
+    seed_given: bool,
     source: &Source,
     data: &PreparedData,
     report: &Report,
@@ -699,6 +714,11 @@ fn write_run(
     let mut resolved = args.clone();
     resolved.config = None;
     resolved.out = None;
+    // A private run without --seed keeps its noise secure on rerun: the seed is left out (the
+    // default seed of weights and splits is the same).
+    if resolved.dp_epsilon.is_some() && !seed_given {
+        resolved.seed = None;
+    }
     for path in [&mut resolved.data, &mut resolved.test_data].into_iter().flatten() {
         if let Ok(absolute) = std::fs::canonicalize(&*path) {
             *path = absolute;
