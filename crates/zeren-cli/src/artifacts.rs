@@ -47,6 +47,10 @@ pub struct PreprocessingFile {
     pub sensitive: Vec<String>,
     /// Probability at or above which a row is predicted positive.
     pub decision_threshold: f64,
+    /// Columns whose identifiers the PII gate masked (`--pii mask`), with their entity type;
+    /// `zeren predict` masks them the same way before encoding.
+    #[serde(default)]
+    pub pii_masked: Vec<(String, zeren_pii::EntityType)>,
 }
 
 /// Reads and checks a JSON artifact of a run directory.

@@ -46,7 +46,7 @@ pub fn merge_config_file(flags: TrainArgs) -> Result<TrainArgs, CliError> {
         .map_err(|e| CliError::usage(format!("{}: invalid config: {}", path.display(), e.to_string().trim_end())))?;
 
     let base = path.parent().unwrap_or(Path::new("."));
-    for file_path in [&mut file.data, &mut file.test_data, &mut file.out].into_iter().flatten() {
+    for file_path in [&mut file.data, &mut file.test_data, &mut file.out, &mut file.signing_key].into_iter().flatten() {
         if file_path.is_relative() {
             *file_path = base.join(&*file_path);
         }

@@ -18,6 +18,12 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 
 fn main() {
+    // SAFETY: restoring the default SIGPIPE action at start-up, before any other thread exists,
+    // only changes how the process ends when its reader closes a pipe (`zeren datasets | head`):
+    // quietly, as Unix filters do, instead of panicking on the failed write.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // Warnings go to standard error; RUST_LOG=debug shows more.
     tracing_subscriber::fmt()

@@ -157,6 +157,12 @@ pub fn verify(run: &Path, public_key: Option<&Path>) -> Result<(), CliError> {
     let mut problems = Vec::new();
     let listed: BTreeMap<&str, &Resource> = statement.subject.iter().map(|r| (r.name.as_str(), r)).collect();
     for (name, resource) in &listed {
+        // Subjects are plain file names; a path could make verify read files outside the run.
+        let plain = Path::new(name).components().count() == 1 && !name.contains('/') && *name != ".." && *name != ".";
+        if !plain {
+            problems.push(format!("{name}: not a file name inside the run directory; the manifest was edited"));
+            continue;
+        }
         match fs::read(run.join(name)) {
             Ok(contents) => {
                 if Resource::of(name, &contents).digest != resource.digest {

@@ -1200,3 +1200,76 @@ fn negative_values_parse_with_a_space() {
         .code(2)
         .stderr(predicate::str::contains("sample rate -0.1 is invalid"));
 }
+
+#[test]
+fn masked_model_masks_at_predict_time() {
+    let dir = TempDir::new().unwrap();
+    train_people(&dir, &["--pii", "mask"]).success();
+    let data = dir.path().join("people.csv");
+    let out = dir.path().join("scored.csv");
+    zeren()
+        .args(["predict", "--model"])
+        .arg(dir.path().join("run"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("not seen in training").not());
+    let scored = fs::read_to_string(&out).unwrap();
+    assert!(scored.lines().nth(1).unwrap().contains(",138"), "the output keeps the input's values");
+}
+
+#[test]
+fn verify_rejects_paths_outside_the_run() {
+    let dir = TempDir::new().unwrap();
+    let run = dir.path().join("run");
+    zeren()
+        .args(["train", "--dataset", "german", "--epochs", "1", "--bootstrap", "0", "--quiet", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let outside = write(&dir, "outside.txt", "x");
+    let mut manifest = read_json(&run.join("manifest.json"));
+    let digest = format!("{:x}", sha2_digest(&fs::read(&outside).unwrap()));
+    manifest["subject"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "../outside.txt", "digest": {"sha256": digest}}));
+    fs::write(run.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    zeren()
+        .arg("verify")
+        .arg(&run)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("../outside.txt: not a file name inside the run directory"));
+}
+
+fn sha2_digest(bytes: &[u8]) -> impl std::fmt::LowerHex {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+}
+
+#[test]
+fn redact_rejects_policy_mistakes() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    for (policy, message) in [
+        ("[columns]\nnosuch = \"drop\"\n", "names column 'nosuch', which the file does not have"),
+        ("[entities]\nEMAIL_ADDRESS = \"drop\"\n", "drop removes whole columns"),
+    ] {
+        let path = write(&dir, "policy.toml", policy);
+        zeren()
+            .args(["redact"])
+            .arg(&data)
+            .arg("-o")
+            .arg(dir.path().join("clean.csv"))
+            .arg("--policy")
+            .arg(&path)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+        assert!(!dir.path().join("clean.csv").exists());
+    }
+}

@@ -111,7 +111,16 @@ impl Policy {
         for (name, spec) in &file.entities {
             let entity = EntityType::from_name(name)
                 .ok_or_else(|| PiiError::UnknownEntity { source_name: source.to_string(), name: name.clone() })?;
-            policy.entities.insert(entity, spec.resolve(source)?);
+            let operator = spec.resolve(source)?;
+            if operator == Operator::Drop {
+                return Err(PiiError::InvalidPolicy {
+                    source_name: source.to_string(),
+                    message: format!(
+                        "entity {name}: drop removes whole columns, so it belongs under [columns]; use replace, mask, hash or keep"
+                    ),
+                });
+            }
+            policy.entities.insert(entity, operator);
         }
         for (column, spec) in &file.columns {
             policy.columns.insert(column.clone(), spec.resolve(source)?);

@@ -3,10 +3,13 @@
 use std::io::Write;
 
 use zeren_data::Table;
+use zeren_pii::Scanner;
+use zeren_pii::operators::{Policy, Redactor};
 use zeren_train::{Mlp, device, predict_probabilities};
 
 use crate::artifacts::{self, ModelFile, PreprocessingFile, check_version, read_artifact};
 use crate::cli::PredictArgs;
+use crate::commands::train::mask_columns;
 use crate::error::CliError;
 use crate::run_dir::write_file_atomically;
 
@@ -28,6 +31,17 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     }
 
     let table = Table::from_path(&args.data, &preprocessing.csv)?;
+    // The model was trained on masked values, so the model inputs are masked the same way; the
+    // output keeps the input's values.
+    let mut masked = None;
+    if !preprocessing.pii_masked.is_empty() {
+        let policy = Policy::default();
+        let redactor = Redactor::new(&policy, None).map_err(|e| CliError::Failure(e.into()))?;
+        let mut copy = table.clone();
+        mask_columns(&mut copy, &preprocessing.pii_masked, &Scanner::new(), &redactor);
+        masked = Some(copy);
+    }
+    let encoded_from = masked.as_ref().unwrap_or(&table);
     for name in [PROBABILITY_COLUMN, PREDICTION_COLUMN] {
         if table.columns.iter().any(|c| c == name) {
             return Err(CliError::usage(format!(
@@ -37,7 +51,7 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
         }
     }
     let rows: Vec<usize> = (0..table.len()).collect();
-    let encoded = preprocessing.encoder.transform(&table, &rows)?;
+    let encoded = preprocessing.encoder.transform(encoded_from, &rows)?;
     for (column, count) in &encoded.unseen {
         tracing::warn!(
             "{}, column '{column}': {count} rows have a category not seen in training; they use the unseen-category input",

@@ -135,6 +135,13 @@ fn redact_csv(
     let header = reader.byte_headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
     let names: Vec<String> =
         header.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string()).collect();
+    if let Some(unknown) = policy.columns.keys().find(|c| !names.contains(c)) {
+        return Err(CliError::usage(format!(
+            "{}: the policy names column '{unknown}', which the file does not have; its columns are: {}",
+            path.display(),
+            names.join(", ")
+        )));
+    }
     let keep: Vec<bool> = names.iter().map(|n| policy.columns.get(n) != Some(&Operator::Drop)).collect();
 
     let mut writer = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(output);

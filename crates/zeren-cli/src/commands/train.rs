@@ -430,7 +430,7 @@ fn screen_pii(source: &mut Source, args: &TrainArgs) -> Result<PiiReport, CliErr
 
 /// Replaces the identifiers in the given columns with their tags; a column of names, which the
 /// recognizers cannot find inside text, is replaced cell by cell.
-fn mask_columns(table: &mut Table, columns: &[(String, EntityType)], scanner: &Scanner, redactor: &Redactor<'_>) {
+pub fn mask_columns(table: &mut Table, columns: &[(String, EntityType)], scanner: &Scanner, redactor: &Redactor<'_>) {
     for (column, entity) in columns {
         let Ok(index) = table.column_index(column) else { continue };
         for row in &mut table.rows {
@@ -707,6 +707,11 @@ fn write_run(
         label: data.label.clone(),
         sensitive: data.sensitive.clone(),
         decision_threshold: threshold,
+        pii_masked: if report.pii.action == PiiAction::Mask {
+            report.pii.columns.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect()
+        } else {
+            Vec::new()
+        },
     };
     run_dir.write(artifacts::PREPROCESSING_FILE, to_json(&preprocessing)?)?;
 
@@ -719,7 +724,7 @@ fn write_run(
     if resolved.dp_epsilon.is_some() && !seed_given {
         resolved.seed = None;
     }
-    for path in [&mut resolved.data, &mut resolved.test_data].into_iter().flatten() {
+    for path in [&mut resolved.data, &mut resolved.test_data, &mut resolved.signing_key].into_iter().flatten() {
         if let Ok(absolute) = std::fs::canonicalize(&*path) {
             *path = absolute;
         }
