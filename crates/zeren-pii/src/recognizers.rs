@@ -1,5 +1,6 @@
 //! The pattern recognizers and the scanner that runs them.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use regex::Regex;
@@ -295,14 +296,19 @@ fn resolve_overlaps(mut candidates: Vec<Finding>) -> Vec<Finding> {
     candidates.sort_by(|a, b| {
         b.score.total_cmp(&a.score).then((b.end - b.start).cmp(&(a.end - a.start))).then(a.start.cmp(&b.start))
     });
-    let mut kept: Vec<Finding> = Vec::with_capacity(candidates.len());
+    // Kept spans never overlap, so ordered by start they are also ordered by end: a candidate
+    // only needs checking against its neighbours by start, in O(log n).
+    let mut kept: BTreeMap<usize, Finding> = BTreeMap::new();
     for candidate in candidates {
-        if kept.iter().all(|k| candidate.end <= k.start || candidate.start >= k.end) {
-            kept.push(candidate);
+        let before = kept.range(..=candidate.start).next_back().map(|(_, k)| k);
+        let after = kept.range(candidate.start..).next().map(|(_, k)| k);
+        let clear_before = before.is_none_or(|k| k.end <= candidate.start);
+        let clear_after = after.is_none_or(|k| k.start >= candidate.end);
+        if clear_before && clear_after {
+            kept.insert(candidate.start, candidate);
         }
     }
-    kept.sort_by_key(|f| f.start);
-    kept
+    kept.into_values().collect()
 }
 
 #[cfg(test)]
