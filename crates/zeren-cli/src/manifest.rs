@@ -38,7 +38,7 @@ impl Resource {
     }
 }
 
-/// What the run was: the predicate of the statement.
+/// Description of the run: the predicate of the statement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunPredicate {
     pub zeren_version: String,

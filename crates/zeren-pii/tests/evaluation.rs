@@ -78,18 +78,3 @@ fn clean_sentences_have_no_findings() {
     let errors: Vec<_> = findings.iter().filter(|(e, _)| *e != EntityType::Url).collect();
     assert!(errors.is_empty(), "{} findings in {bytes} clean bytes: {errors:?}", errors.len());
 }
-
-#[test]
-#[ignore]
-fn print_false_positives() {
-    let Some(dir) = datasets() else { return };
-    let (en, zh) = labelled::sentences(&dir, 3000);
-    let scanner = Scanner::new();
-    for line in labelled::generate(&en, &zh, 6000, 1) {
-        for f in scanner.scan(&line.text).into_iter().filter(|f| f.score >= 0.5) {
-            if !line.truth.contains(&(f.entity, f.start, f.end)) {
-                eprintln!("{:?} {:?} decoy={:?}", f.entity, &line.text[f.start..f.end], line.decoy);
-            }
-        }
-    }
-}

@@ -60,7 +60,7 @@ fn number(value: &Value) -> String {
     value.as_f64().map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
 }
 
-/// One row: figures of the test split, disparities on the first sensitive column.
+/// Builds one row: figures of the test split, disparities on the first sensitive column.
 fn row(name: &str, report: &Value) -> Vec<String> {
     let sensitive = report["data"]["sensitive"].get(0).and_then(Value::as_str).unwrap_or("");
     let fairness = &report["fairness"][sensitive];
