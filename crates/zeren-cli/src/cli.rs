@@ -32,7 +32,7 @@ pub enum Command {
     Privacy(PrivacyCommand),
     /// Find personal identifiers in CSV, JSON Lines and text files, without printing them.
     Scan(ScanArgs),
-    /// Write a copy of a file with personal identifiers replaced as a policy says.
+    /// Write a copy of a file with personal identifiers replaced by a policy's operators.
     Redact(RedactArgs),
     /// Create an Ed25519 key pair for signing run manifests.
     Keygen(KeygenArgs),
@@ -316,7 +316,7 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub compare_non_private: bool,
-    /// What to do when a feature column holds personal identifiers: fail (default), drop the
+    /// Action when a feature column contains personal identifiers: fail (default), drop the
     /// column, mask the identifiers with their entity tag, or allow training on them.
     #[arg(long, value_enum)]
     pub pii: Option<PiiAction>,

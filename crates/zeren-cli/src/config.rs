@@ -74,7 +74,7 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
     )
 }
 
-/// The options of a run with every default filled in, as recorded in the run directory.
+/// Fills in every default of a run's options, as recorded in the run directory.
 pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
     args.seed.get_or_insert(defaults::SEED);
     args.epochs.get_or_insert(defaults::EPOCHS);

@@ -32,9 +32,9 @@ pub struct Report {
     pub fairness: BTreeMap<String, FeatureAudit>,
     /// The differential-privacy guarantee; `null` for a non-private run.
     pub privacy: Option<PrivacyReport>,
-    /// How well a membership-inference attack separates training rows from test rows.
+    /// Result of a membership-inference attack that separates training rows from test rows.
     pub membership_inference: Option<MembershipInference>,
-    /// What the PII screen of the training data found and did.
+    /// Findings and action of the PII screen of the training data.
     pub pii: PiiReport,
     /// The mitigated model beside its unmitigated baseline; `null` without `--mitigation`.
     pub mitigation: Option<MitigationReport>,
@@ -98,7 +98,7 @@ pub struct PrivacyReport {
     pub clipping: Clipping,
     /// Whether the noise came from a generator seeded by the operating system.
     pub secure_noise: bool,
-    /// How the noisy gradient sum is normalised.
+    /// Normalisation of the noisy gradient sum.
     pub normalization: &'static str,
     /// The guarantee in words.
     pub guarantee: String,
@@ -117,7 +117,7 @@ pub struct NonPrivateReference {
     pub private_group_accuracy: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-/// How the run was started.
+/// Start of the run: command, time, seed and device.
 #[derive(Debug, Serialize)]
 pub struct RunInfo {
     /// The command line, argument by argument.
@@ -149,14 +149,14 @@ pub struct ColumnInfo {
     pub kind: ColumnKind,
 }
 
-/// What the model was trained and tested on.
+/// Data the model was trained and tested on.
 #[derive(Debug, Serialize)]
 pub struct DataInfo {
     /// Built-in dataset name, when one was used.
     pub dataset: Option<String>,
-    /// Where the training rows came from.
+    /// Source of the training rows.
     pub train_source: String,
-    /// Where the test rows came from.
+    /// Source of the test rows.
     pub test_source: String,
     pub target: String,
     pub positive_label: String,
@@ -184,7 +184,7 @@ pub struct ModelInfo {
     pub parameters: usize,
 }
 
-/// How training went.
+/// Course of training: epochs, stop reason, history.
 #[derive(Debug, Serialize)]
 pub struct TrainingInfo {
     pub epochs_run: usize,
@@ -521,7 +521,7 @@ fn render_privacy(out: &mut String, report: &Report) {
     }
 }
 
-/// The name a value has in report.json, such as `demographic-parity`.
+/// Returns the name a value has in report.json, such as `demographic-parity`.
 fn serde_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }

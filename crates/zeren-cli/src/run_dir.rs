@@ -180,7 +180,7 @@ impl AtomicFile {
         })
     }
 
-    /// The writer of the staging file.
+    /// Returns the writer of the staging file.
     pub fn writer(&mut self) -> &mut impl std::io::Write {
         self.file.as_mut().expect("the file is written only before commit, which consumes it")
     }

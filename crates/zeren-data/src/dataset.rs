@@ -11,7 +11,7 @@ use crate::{DataError, Table};
 /// Group label given to rows whose sensitive value is missing.
 pub const MISSING_GROUP: &str = "(missing)";
 
-/// What to learn from a table and how to split it.
+/// Learning task and split settings for a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrepareOptions {
     /// Target column.
@@ -65,7 +65,7 @@ impl Split {
         self.labels.len()
     }
 
-    /// Whether the split has no rows.
+    /// Checks whether the split has no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

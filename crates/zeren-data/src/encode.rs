@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DataError, Table};
 
-/// Share of non-missing values that must parse as numbers before a column that also holds text
+/// Share of non-missing values that must parse as numbers before a column that also contains text
 /// is reported as a numeric column with bad values, rather than inferred categorical.
 pub const NUMERIC_SHARE_FOR_TEXT_ERROR: f64 = 0.9;
 
-/// How a feature column is treated.
+/// Treatment of a feature column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnKind {

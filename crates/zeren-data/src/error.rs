@@ -123,7 +123,7 @@ pub enum DataError {
     Builtin { name: String, message: String },
 }
 
-/// A hint when the header was read as one column that contains another likely delimiter.
+/// Returns a hint when the header was read as one column that contains another likely delimiter.
 fn delimiter_hint(columns: &[String]) -> &'static str {
     match columns {
         [only] if only.contains(';') => " (the header looks ';'-separated: pass --delimiter ';')",
@@ -134,7 +134,7 @@ fn delimiter_hint(columns: &[String]) -> &'static str {
 }
 
 impl DataError {
-    /// Whether the error is a mistake in the request (a wrong path, column, label or option),
+    /// Checks whether the error is a mistake in the request (a wrong path, column, label or option),
     /// as opposed to a problem found in the data.
     pub fn is_usage(&self) -> bool {
         matches!(

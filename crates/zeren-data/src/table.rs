@@ -37,7 +37,7 @@ impl Default for CsvOptions {
     }
 }
 
-/// The default missing-value tokens: `?` (UCI files), `NA` and `N/A`. `NaN` is not among them,
+/// Returns the default missing-value tokens: `?` (UCI files), `NA` and `N/A`. `NaN` is not among them,
 /// so a NaN in a numeric column is reported instead of being silently imputed.
 pub fn default_missing_values() -> Vec<String> {
     ["?", "NA", "N/A"].map(String::from).to_vec()
@@ -46,7 +46,7 @@ pub fn default_missing_values() -> Vec<String> {
 /// A table of trimmed cells, read whole into memory.
 #[derive(Debug, Clone)]
 pub struct Table {
-    /// Where the rows came from, for messages: a file path or a built-in dataset's name.
+    /// Source of the rows, for messages: a file path or a built-in dataset's name.
     pub source: String,
     /// Column names, unique; a repeated header name gets a `.1`, `.2`, ... suffix as in pandas.
     pub columns: Vec<String>,
@@ -184,7 +184,7 @@ impl Table {
         })
     }
 
-    /// Whether a trimmed cell value means "missing".
+    /// Checks whether a trimmed cell value means "missing".
     pub fn is_missing(&self, value: &str) -> bool {
         value.is_empty() || self.missing_values.iter().any(|m| m == value)
     }
@@ -194,7 +194,7 @@ impl Table {
         self.rows.len()
     }
 
-    /// Whether the table has no data rows (never true for a loaded table).
+    /// Checks whether the table has no data rows (never true for a loaded table).
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -203,8 +203,8 @@ impl Table {
 /// Maps byte offsets to 1-based line numbers.
 ///
 /// The `csv` crate (1.4) reports a record's position from before the blank and comment lines it
-/// skips, so its line numbers drift after such lines. Error messages need the line a person sees
-/// in an editor, so the offset is moved past skipped lines and counted here.
+/// skips, so its line numbers drift after such lines. Error messages need the line an editor
+/// shows, so the offset is moved past skipped lines and counted here.
 struct LineIndex<'a> {
     bytes: &'a [u8],
     newlines: Vec<usize>,

@@ -78,7 +78,7 @@ impl EntityType {
         EntityType::Person,
     ];
 
-    /// The name used in reports and policies, as Presidio spells it (`PHONE_NUMBER`).
+    /// Returns the name used in reports and policies, as Presidio spells it (`PHONE_NUMBER`).
     pub fn name(self) -> &'static str {
         match self {
             EntityType::EmailAddress => "EMAIL_ADDRESS",

@@ -39,7 +39,7 @@ pub enum Accountant {
 }
 
 impl Accountant {
-    /// The name used in reports and on the command line.
+    /// Returns the name used in reports and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Accountant::Rdp => "rdp",

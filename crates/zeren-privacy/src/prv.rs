@@ -69,7 +69,7 @@ struct SubsampledGaussian {
 }
 
 impl SubsampledGaussian {
-    /// The output `x` at which the log-likelihood ratio `ln(1 - q + q e^((2x - 1)/(2σ²)))` equals `u`
+    /// Returns the output `x` at which the log-likelihood ratio `ln(1 - q + q e^((2x - 1)/(2σ²)))` equals `u`
     /// (defined for `u > ln(1 - q)`).
     fn threshold(&self, u: f64) -> f64 {
         let ratio = ((u.exp() - 1.0 + self.q) / self.q).ln();
@@ -280,7 +280,7 @@ fn window_half_width(pmf: &[f64], first: i64, h: f64, steps: u64, budget: f64) -
     (w, tail_bound(w))
 }
 
-/// The smallest ε with `Σ_{t > ε} (1 - e^(ε - t)) p(t) ≤ delta`, over sorted `(t, p)` pairs.
+/// Finds the smallest ε with `Σ_{t > ε} (1 - e^(ε - t)) p(t) ≤ delta`, over sorted `(t, p)` pairs.
 fn epsilon_for_delta(composed: &[(f64, f64)], delta: f64) -> f64 {
     if delta <= 0.0 {
         return f64::INFINITY;

@@ -46,7 +46,7 @@ pub fn select(kind: DeviceKind) -> Result<Device, TrainError> {
 }
 
 impl DeviceKind {
-    /// The name used on the command line.
+    /// Returns the name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             DeviceKind::Cpu => "cpu",
@@ -55,7 +55,7 @@ impl DeviceKind {
         }
     }
 
-    /// Whether training on this device is expected to be bit-for-bit reproducible.
+    /// Checks whether training on this device is expected to be bit-for-bit reproducible.
     pub fn is_deterministic(self) -> bool {
         self == DeviceKind::Cpu
     }

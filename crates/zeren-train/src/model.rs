@@ -33,7 +33,7 @@ impl Activation {
         }
     }
 
-    /// The derivative at the pre-activation, written in terms of the activation's output `a`:
+    /// Computes the derivative at the pre-activation, written in terms of the activation's output `a`:
     /// `1[a > 0]` for ReLU, `1 - a²` for tanh, `a (1 - a)` for the sigmoid.
     pub(crate) fn derivative_from_output(self, a: Tensor<2>) -> Tensor<2> {
         match self {

@@ -130,7 +130,7 @@ impl Rows<'_> {
         self.labels.len()
     }
 
-    /// Whether there are no rows.
+    /// Checks whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -174,7 +174,7 @@ pub struct TrainingOutcome {
     pub stop_reason: StopReason,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
-    /// What the privacy accountant needs, for a private run.
+    /// Parameters for the privacy accountant, for a private run.
     pub privacy: Option<PrivateTraining>,
 }
 

@@ -98,7 +98,7 @@ fn positive_label(table: &Table, label: usize, prediction: usize, given: Option<
     )))
 }
 
-/// The (at most two) distinct values of a label column, lowercased when `fold_case`.
+/// Collects the (at most two) distinct values of a label column, lowercased when `fold_case`.
 fn distinct_values(table: &Table, column: usize, fold_case: bool) -> Result<BTreeSet<String>, CliError> {
     let name = &table.columns[column];
     let mut values = BTreeSet::new();

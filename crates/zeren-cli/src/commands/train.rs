@@ -313,7 +313,7 @@ fn split_scores(model: &Mlp, split: &Split, device: &Device) -> Result<Vec<f64>,
     Ok(probabilities.into_iter().map(f64::from).collect())
 }
 
-/// The sensitive features of the test split, for the audit.
+/// Collects the sensitive features of the test split for the audit.
 fn test_features(data: &PreparedData) -> Vec<SensitiveFeature> {
     data.sensitive
         .iter()
