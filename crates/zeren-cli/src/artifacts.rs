@@ -19,6 +19,8 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const REPORT_JSON: &str = "report.json";
 /// Report for people.
 pub const REPORT_MARKDOWN: &str = "report.md";
+/// The model card, one self-contained HTML page.
+pub const REPORT_HTML: &str = "report.html";
 /// Test-split predictions, for auditing with other tools.
 pub const TEST_PREDICTIONS: &str = "test_predictions.csv";
 

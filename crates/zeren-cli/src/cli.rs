@@ -40,6 +40,18 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Compare runs side by side: accuracy, ROC AUC, disparities and epsilon.
     Compare(CompareArgs),
+    /// Render a run's model card (report.html) again from its report.json.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directory written by `zeren train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// HTML file to write (default RUN_DIR/report.html, replaced whole).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +354,11 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+    /// What the model card says that a machine cannot know: owners, intended use, limitations.
+    /// Only in the config file, as a `[card]` table; kept last because TOML writes tables last.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<crate::card::CardInfo>,
 }
 
 /// A bias-mitigation method.

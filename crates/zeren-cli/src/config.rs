@@ -69,7 +69,7 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
         dataset, data, test_data, target, positive_label, sensitive, exclude, categorical, numeric,
         delimiter, missing_values, test_fraction, validation_fraction, out, seed, epochs, batch_size,
         learning_rate, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
-        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, pii, mitigation, constraint, tolerance, signing_key, device;
+        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, pii, mitigation, constraint, tolerance, signing_key, device, card;
         sensitive_as_features, no_header, allow_missing_groups, compare_non_private, quiet
     )
 }

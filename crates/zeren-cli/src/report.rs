@@ -10,6 +10,7 @@ use zeren_fairness::classification::Evaluation;
 use zeren_pii::columns::ColumnReport;
 use zeren_privacy::membership::MembershipInference;
 
+use crate::card::CardInfo;
 use crate::cli::{FairnessConstraint, MitigationMethod, PiiAction};
 use zeren_train::dp::Clipping;
 use zeren_train::{EpochRecord, MlpConfig, StopReason};
@@ -38,6 +39,25 @@ pub struct Report {
     pub pii: PiiReport,
     /// The mitigated model beside its unmitigated baseline; `null` without `--mitigation`.
     pub mitigation: Option<MitigationReport>,
+    /// What the config's `[card]` table says about the model; empty fields are left out.
+    pub card: CardInfo,
+    /// ROC curves of the test split by sensitive column and group, as `[fpr, tpr]` points.
+    pub roc_curves: BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>>,
+    /// How to rerun the training, and whether the rerun should give the same weights.
+    pub reproduce: Reproduction,
+}
+
+/// How to rerun a run.
+#[derive(Debug, Serialize)]
+pub struct Reproduction {
+    /// The command that reruns the training from the run directory.
+    pub command: String,
+    /// SHA-256 of `config.toml`, the resolved configuration the command reads.
+    pub config_sha256: String,
+    /// Whether the rerun is expected to give bit-identical weights.
+    pub bit_identical: bool,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// A mitigated run and its baseline.
@@ -104,6 +124,8 @@ pub struct PrivacyReport {
     pub guarantee: String,
     /// A non-private model trained with the same seed and settings, when requested.
     pub non_private_reference: Option<NonPrivateReference>,
+    /// ε spent after each of a set of step counts, as `[steps, epsilon]`, from the same accountant.
+    pub epsilon_by_step: Vec<[f64; 2]>,
 }
 
 /// Test accuracy of a non-private model beside the private one.
@@ -389,7 +411,39 @@ pub fn render_markdown(report: &Report) -> String {
     for (name, audit) in &report.fairness {
         render_audit(&mut out, name, audit);
     }
+    render_card(&mut out, report);
     out
+}
+
+/// The model-card fields people gave in the config, and how to rerun the training.
+fn render_card(out: &mut String, report: &Report) {
+    let card = &report.card;
+    let _ = writeln!(out, "\n## Use and responsibility\n");
+    let fields: [(&str, &str, &[String]); 6] = [
+        ("Owners", "owners", &card.owners),
+        ("Intended uses", "intended-uses", &card.intended_uses),
+        ("Intended users", "intended-users", &card.intended_users),
+        ("Out-of-scope uses", "out-of-scope-uses", &card.out_of_scope_uses),
+        ("Limitations", "limitations", &card.limitations),
+        ("Ethical considerations", "ethical-considerations", &card.ethical_considerations),
+    ];
+    for (label, key, items) in fields {
+        if items.is_empty() {
+            let _ = writeln!(out, "- {label}: not stated (add `{key}` to the `[card]` table of the config)");
+        } else {
+            let _ = writeln!(out, "- {label}: {}", items.join("; "));
+        }
+    }
+    let reproduce = &report.reproduce;
+    let _ = writeln!(out, "\n## Reproducibility\n");
+    let _ = writeln!(
+        out,
+        "Rerun with `{}` from this directory; `config.toml` has SHA-256 `{}`. Bit-identical result expected: {}. {}",
+        reproduce.command,
+        reproduce.config_sha256,
+        if reproduce.bit_identical { "yes" } else { "no" },
+        reproduce.reason
+    );
 }
 
 /// Renders one fairness audit as Markdown tables (also used by `zeren audit`).

@@ -942,7 +942,7 @@ fn signed_run_verifies() {
     let (run, public_key) = signed_run(&dir);
     verify(&run, &public_key)
         .success()
-        .stdout(predicate::str::contains("all 6 files match the manifest and the signature is valid"));
+        .stdout(predicate::str::contains("all 7 files match the manifest and the signature is valid"));
     let manifest = read_json(&run.join("manifest.json"));
     assert_eq!(manifest["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(manifest["predicate"]["materials"][0]["name"], "builtin:german/german.data.gz");

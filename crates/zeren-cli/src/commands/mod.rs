@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod predict;
 pub mod privacy;
 pub mod redact;
+pub mod report;
 pub mod scan;
 mod text_lines;
 pub mod train;

@@ -11,17 +11,21 @@ use zeren_data::builtin::load_builtin;
 use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::FeatureAudit;
 use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
-use zeren_fairness::classification::evaluate;
+use zeren_fairness::classification::{evaluate, roc_curve};
 use zeren_fairness::mitigation::reweighing_weights;
 use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
 use zeren_pii::operators::{Policy, Redactor};
 use zeren_pii::{EntityType, Scanner};
 use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
 use zeren_privacy::{Accountant, calibrate, epsilon};
+use zeren_train::device::DeviceKind;
 use zeren_train::dp::DpConfig;
 use zeren_train::{Device, Mlp, MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
+use sha2::{Digest, Sha256};
+
 use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
+use crate::card;
 use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
@@ -29,7 +33,7 @@ use crate::manifest::{self, Resource, RunPredicate};
 use crate::progress::Progress;
 use crate::report::{
     ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport,
-    PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
+    PrivacyReport, Report, Reproduction, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
 };
 use crate::run_dir::RunDirectory;
 
@@ -250,6 +254,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
 
     let weights = outcome.model.to_weights()?;
+    let config = resolved_config(&args, seed_given, &source)?;
+    let reproducible =
+        device_kind.is_deterministic() && dp_plan.as_ref().is_none_or(|plan| plan.config.noise_seed.is_some());
+    let reproduce = Reproduction {
+        command: "zeren train --config config.toml --out NEW_DIR".to_string(),
+        config_sha256: hex::encode(Sha256::digest(config.as_bytes())),
+        bit_identical: reproducible,
+        reason: reproduction_reason(device_kind, dp_plan.as_ref(), seed),
+    };
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         zeren_version: env!("CARGO_PKG_VERSION"),
@@ -260,8 +273,7 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             seed,
             device: device_kind.name().to_string(),
             // Secure DP noise comes from the operating system, so reruns differ.
-            reproducible: device_kind.is_deterministic()
-                && dp_plan.as_ref().is_none_or(|plan| plan.config.noise_seed.is_some()),
+            reproducible,
         },
         data: data_info(&source, &data, args.sensitive_as_features),
         model: ModelInfo { architecture: "mlp", parameters: model_config.parameter_count(), config: model_config },
@@ -287,10 +299,13 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         membership_inference,
         pii,
         mitigation,
+        card: args.card.clone().unwrap_or_default(),
+        roc_curves: roc_curves(&data, &test_scores),
+        reproduce,
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
-    write_run(&run_dir, &args, seed_given, &source, &data, &report, weights, &test_scores, threshold)?;
+    write_run(&run_dir, &config, &source, &data, &report, weights, &test_scores, threshold)?;
     let predicate = RunPredicate {
         zeren_version: env!("CARGO_PKG_VERSION").to_string(),
         command: report.run.command.clone(),
@@ -533,7 +548,22 @@ fn privacy_report(
         normalization: "divided by the expected batch size, as in Opacus",
         guarantee,
         non_private_reference: reference,
+        epsilon_by_step: epsilon_by_step(plan, run),
     })
+}
+
+/// ε after evenly spaced step counts up to the steps run, for the card's chart. The PRV
+/// accountant costs a fraction of a second per point, so it gets fewer points than RDP.
+fn epsilon_by_step(plan: &PrivatePlan, run: &PrivateTraining) -> Vec<[f64; 2]> {
+    let points: u64 = if plan.accountant == Accountant::Rdp { 24 } else { 8 };
+    let count = points.min(run.steps);
+    (1..=count)
+        .map(|i| (i * run.steps).div_ceil(count))
+        .filter_map(|steps| {
+            let spent = epsilon(plan.accountant, run.sample_rate, run.noise_multiplier, steps, plan.delta).ok()?;
+            Some([steps as f64, spent.epsilon])
+        })
+        .collect()
 }
 
 /// Runs the loss-threshold attack with as many training rows (a seeded sample) as test rows.
@@ -686,11 +716,87 @@ fn data_info(source: &Source, data: &PreparedData, sensitive_as_features: bool) 
     }
 }
 
+/// Why a rerun is or is not expected to give bit-identical weights.
+fn reproduction_reason(device: DeviceKind, dp_plan: Option<&PrivatePlan>, seed: u64) -> String {
+    if !device.is_deterministic() {
+        format!(
+            "Training ran on {}, whose parallel floating-point sums are not in a fixed order, so reruns differ in the last bits.",
+            device.name()
+        )
+    } else if dp_plan.is_some_and(|plan| plan.config.noise_seed.is_none()) {
+        "The DP noise is drawn from the operating system's entropy, as the privacy guarantee requires, so every \
+         rerun draws new noise and gives different weights with the same guarantee."
+            .to_string()
+    } else {
+        format!(
+            "Training ran on the CPU with seed {seed}: weights, batch order, splits and bootstrap are seeded, and \
+             zeren's CPU training gives the same bits whatever the thread count."
+        )
+    }
+}
+
+/// ROC curves of the test split for every group of every sensitive column, thinned to at most
+/// `MAX_POINTS` points each and rounded to 5 decimals, which keeps report.json small.
+fn roc_curves(data: &PreparedData, scores: &[f64]) -> BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>> {
+    const MAX_POINTS: usize = 200;
+    let mut curves = BTreeMap::new();
+    for (column, groups) in data.sensitive.iter().zip(&data.test.groups) {
+        let mut rows_by_group: BTreeMap<&str, (Vec<bool>, Vec<f64>)> = BTreeMap::new();
+        for ((group, &label), &score) in groups.iter().zip(&data.test.labels).zip(scores) {
+            let entry = rows_by_group.entry(group.as_str()).or_default();
+            entry.0.push(label);
+            entry.1.push(score);
+        }
+        let mut by_group = BTreeMap::new();
+        for (group, (labels, group_scores)) in rows_by_group {
+            let curve = roc_curve(&labels, &group_scores);
+            if curve.is_empty() {
+                continue;
+            }
+            let stride = curve.len().div_ceil(MAX_POINTS);
+            let last = curve.len() - 1;
+            let points = curve
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % stride == 0 || *i == last)
+                .map(|(_, &(fpr, tpr))| [(fpr * 1e5).round() / 1e5, (tpr * 1e5).round() / 1e5])
+                .collect();
+            by_group.insert(group.to_string(), points);
+        }
+        curves.insert(column.clone(), by_group);
+    }
+    curves
+}
+
+/// The resolved configuration of a run as `config.toml` holds it: absolute data paths and the
+/// task of a built-in dataset make the file rerunnable from anywhere.
+fn resolved_config(args: &TrainArgs, seed_given: bool, source: &Source) -> Result<String, CliError> {
+    let mut resolved = args.clone();
+    resolved.config = None;
+    resolved.out = None;
+    // A private run without --seed keeps its noise secure on rerun: the seed is left out (the
+    // default seed of weights and splits is the same).
+    if resolved.dp_epsilon.is_some() && !seed_given {
+        resolved.seed = None;
+    }
+    for path in [&mut resolved.data, &mut resolved.test_data, &mut resolved.signing_key].into_iter().flatten() {
+        if let Ok(absolute) = std::fs::canonicalize(&*path) {
+            *path = absolute;
+        }
+    }
+    resolved.target = Some(source.target.clone());
+    resolved.positive_label = Some(source.positive_label.clone());
+    resolved.sensitive = Some(source.sensitive.clone());
+    let config = toml::to_string(&resolved).map_err(|e| CliError::Failure(e.into()))?;
+    Ok(format!(
+        "# Resolved configuration of this run; rerun with `zeren train --config config.toml --out NEW_DIR`.\n{config}"
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_run(
     run_dir: &RunDirectory,
-    args: &TrainArgs,
-    seed_given: bool,
+    config: &str,
     source: &Source,
     data: &PreparedData,
     report: &Report,
@@ -715,30 +821,18 @@ fn write_run(
     };
     run_dir.write(artifacts::PREPROCESSING_FILE, to_json(&preprocessing)?)?;
 
-    // Absolute data paths and the task of a built-in dataset make the file rerunnable from anywhere.
-    let mut resolved = args.clone();
-    resolved.config = None;
-    resolved.out = None;
-    // A private run without --seed keeps its noise secure on rerun: the seed is left out (the
-    // default seed of weights and splits is the same).
-    if resolved.dp_epsilon.is_some() && !seed_given {
-        resolved.seed = None;
-    }
-    for path in [&mut resolved.data, &mut resolved.test_data, &mut resolved.signing_key].into_iter().flatten() {
-        if let Ok(absolute) = std::fs::canonicalize(&*path) {
-            *path = absolute;
-        }
-    }
-    resolved.target = Some(source.target.clone());
-    resolved.positive_label = Some(source.positive_label.clone());
-    resolved.sensitive = Some(source.sensitive.clone());
-    let config = toml::to_string(&resolved).map_err(|e| CliError::Failure(e.into()))?;
-    run_dir.write(artifacts::CONFIG_FILE, format!("# Resolved configuration of this run; rerun with `zeren train --config config.toml --out NEW_DIR`.\n{config}"))?;
+    run_dir.write(artifacts::CONFIG_FILE, config)?;
 
     run_dir.write(artifacts::TEST_PREDICTIONS, test_predictions_csv(data, test_scores, threshold)?)?;
 
-    run_dir.write(artifacts::REPORT_JSON, to_json(report)?)?;
+    let json = to_json(report)?;
+    // Rendered from the JSON text, as `zeren report` does, so that both give the same page.
+    let html = card::parse_report(&json)
+        .and_then(|value| card::render_html(&value))
+        .map_err(|e| CliError::Failure(e.into()))?;
+    run_dir.write(artifacts::REPORT_JSON, json)?;
     run_dir.write(artifacts::REPORT_MARKDOWN, render_markdown(report))?;
+    run_dir.write(artifacts::REPORT_HTML, html)?;
     Ok(())
 }
 
