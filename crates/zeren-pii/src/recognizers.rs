@@ -16,48 +16,79 @@ const CONTEXT_BYTES: usize = 60;
 /// Score added when a context word precedes a candidate (Presidio's context enhancer adds 0.35).
 const CONTEXT_BOOST: f64 = 0.35;
 
-/// A byte-level hint a text must contain before a recognizer's pattern can match, checked once
-/// per text so that most recognizers skip text without digits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Needs {
-    Digit,
-    At,
-    Scheme,
-    Separator,
-}
-
-/// Characters present in a text, checked against [`Needs`].
-struct Present {
-    digit: bool,
+/// The shape of a text: counts that every match of a pattern needs, gathered in one pass so
+/// that a recognizer whose pattern cannot match is skipped without running its regular
+/// expression. Most lines of prose hold few digits, so most recognizers skip most lines.
+#[derive(Debug, Default)]
+struct Shape {
+    digits: usize,
+    longest_digit_run: usize,
+    /// Longest run of ASCII digits and capital letters (IBAN prefix, USCC).
+    longest_code_run: usize,
+    dots: usize,
+    colons: usize,
+    hyphens: usize,
+    plus: bool,
     at: bool,
     scheme: bool,
-    separator: bool,
+    /// Byte offsets of the first and the last ASCII digit.
+    first_digit: usize,
+    last_digit: usize,
 }
 
-impl Present {
+impl Shape {
     fn of(text: &str) -> Self {
-        let bytes = text.as_bytes();
-        Self {
-            digit: bytes.iter().any(u8::is_ascii_digit),
-            at: bytes.contains(&b'@'),
-            scheme: text.contains("://") || text.contains("www.") || text.contains("WWW."),
-            separator: bytes.contains(&b':') || bytes.contains(&b'-'),
+        let mut shape = Shape::default();
+        let (mut digit_run, mut code_run) = (0, 0);
+        for (offset, &byte) in text.as_bytes().iter().enumerate() {
+            let digit = byte.is_ascii_digit();
+            if digit {
+                if shape.digits == 0 {
+                    shape.first_digit = offset;
+                }
+                shape.last_digit = offset;
+            }
+            digit_run = if digit { digit_run + 1 } else { 0 };
+            code_run = if digit || byte.is_ascii_uppercase() { code_run + 1 } else { 0 };
+            shape.digits += usize::from(digit);
+            shape.longest_digit_run = shape.longest_digit_run.max(digit_run);
+            shape.longest_code_run = shape.longest_code_run.max(code_run);
+            match byte {
+                b'.' => shape.dots += 1,
+                b':' => shape.colons += 1,
+                b'-' => shape.hyphens += 1,
+                b'+' => shape.plus = true,
+                b'@' => shape.at = true,
+                _ => {}
+            }
         }
+        shape.scheme = text.contains("://") || text.contains("www.") || text.contains("WWW.");
+        shape
     }
 
-    fn satisfies(&self, needs: Needs) -> bool {
-        match needs {
-            Needs::Digit => self.digit,
-            Needs::At => self.at,
-            Needs::Scheme => self.scheme,
-            Needs::Separator => self.separator,
+    /// Returns the part of `text` that contains every match of a digit-anchored pattern: from two bytes
+    /// before the first digit (a `+`, `(` or passport letters) to three bytes after the last
+    /// one (an `X` or a `日`), widened to character boundaries.
+    fn digit_window(&self, text: &str) -> (usize, usize) {
+        let mut start = self.first_digit.saturating_sub(2);
+        while !text.is_char_boundary(start) {
+            start -= 1;
         }
+        let mut end = (self.last_digit + 4).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        (start, end)
     }
 }
 
 /// One recognizer: a pattern, its validation, a base score and its context words.
 struct Recognizer {
-    needs: Needs,
+    /// Whether a text of this shape can hold a match: a necessary condition of the pattern.
+    can_match: fn(&Shape) -> bool,
+    /// Every match starts at most two bytes before a digit and ends at most three bytes after
+    /// one, so only the text's digit window is searched.
+    digit_anchored: bool,
     entity: EntityType,
     pattern: Regex,
     /// Validation of the matched text (a check digit, a real address), when the format has one.
@@ -123,16 +154,22 @@ impl Default for Scanner {
 impl Scanner {
     /// Builds the scanner with every recognizer.
     pub fn new() -> Self {
-        let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context| Recognizer {
-            needs: match entity {
-                EntityType::EmailAddress => Needs::At,
-                EntityType::Url => Needs::Scheme,
-                EntityType::MacAddress => Needs::Separator,
-                EntityType::IpAddress if pattern.contains(':') => Needs::Separator,
-                _ => Needs::Digit,
-            },
+        let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context, can_match| Recognizer {
+            can_match,
+            // Patterns of letters (e-mail, URL, IBAN, USCC) and of colon-separated hex (IPv6,
+            // MAC) may start or end far from a digit; the others begin and end at one.
+            digit_anchored: !matches!(
+                entity,
+                EntityType::EmailAddress
+                    | EntityType::Url
+                    | EntityType::MacAddress
+                    | EntityType::IbanCode
+                    | EntityType::CnUscc
+            ) && !pattern.contains(':'),
             entity,
-            pattern: Regex::new(pattern).expect("recognizer patterns are valid"),
+            // `\d` would match any Unicode digit; the validators and the shape count ASCII digits,
+            // which is what identifiers use once full-width digits are folded.
+            pattern: Regex::new(&pattern.replace(r"\d", "[0-9]")).expect("recognizer patterns are valid"),
             check,
             score,
             needs_context,
@@ -149,6 +186,7 @@ impl Scanner {
                 false,
                 true,
                 EMAIL_WORDS,
+                |s| s.at,
             ),
             recognizer(
                 Url,
@@ -158,8 +196,18 @@ impl Scanner {
                 false,
                 false,
                 URL_WORDS,
+                |s| s.scheme,
             ),
-            recognizer(IpAddress, r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", Some(ipv4), 0.6, false, true, NETWORK_WORDS),
+            recognizer(
+                IpAddress,
+                r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
+                Some(ipv4),
+                0.6,
+                false,
+                true,
+                NETWORK_WORDS,
+                |s| s.digits >= 4 && s.dots >= 3,
+            ),
             recognizer(
                 IpAddress,
                 r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}",
@@ -168,6 +216,7 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
+                |s| s.colons >= 2,
             ),
             recognizer(
                 MacAddress,
@@ -177,13 +226,34 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
+                |s| s.colons >= 5 || s.hyphens >= 5,
             ),
             // Mainland China mobile: 11 digits from 13-19, optionally after +86, grouped 3-4-4.
-            recognizer(PhoneNumber, r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}", None, 0.7, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}",
+                None,
+                0.7,
+                false,
+                true,
+                PHONE_WORDS,
+                |s| s.digits >= 11,
+            ),
             // Mainland China landline: area code 0XX or 0XXX, then 7 or 8 digits.
-            recognizer(PhoneNumber, r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{6,7}", None, 0.4, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{6,7}",
+                None,
+                0.4,
+                false,
+                true,
+                PHONE_WORDS,
+                |s| s.digits >= 10,
+            ),
             // International E.164: + and 8 to 15 digits in all.
-            recognizer(PhoneNumber, r"\+[1-9](?:[ -]?\d){7,14}", Some(e164), 0.6, false, true, PHONE_WORDS),
+            recognizer(PhoneNumber, r"\+[1-9](?:[ -]?\d){7,14}", Some(e164), 0.6, false, true, PHONE_WORDS, |s| {
+                s.plus && s.digits >= 8
+            }),
             // North American numbering plan.
             recognizer(
                 PhoneNumber,
@@ -193,6 +263,7 @@ impl Scanner {
                 false,
                 true,
                 PHONE_WORDS,
+                |s| s.digits >= 10,
             ),
             // UK mobile 07xxx and London 020.
             recognizer(
@@ -203,8 +274,11 @@ impl Scanner {
                 false,
                 true,
                 PHONE_WORDS,
+                |s| s.digits >= 10,
             ),
-            recognizer(CreditCard, r"\d(?:[ -]?\d){12,18}", Some(card), 0.8, false, true, CARD_WORDS),
+            recognizer(CreditCard, r"\d(?:[ -]?\d){12,18}", Some(card), 0.8, false, true, CARD_WORDS, |s| {
+                s.digits >= 13
+            }),
             recognizer(
                 IbanCode,
                 r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?",
@@ -213,12 +287,30 @@ impl Scanner {
                 false,
                 true,
                 BANK_WORDS,
+                |s| s.longest_code_run >= 4 && s.digits >= 2,
             ),
-            recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS),
-            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS),
-            recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS),
-            recognizer(CnUscc, r"[0-9A-HJ-NP-RTUWXY]{18}", Some(validate::cn_uscc), 0.85, false, true, USCC_WORDS),
-            recognizer(Passport, r"[A-Z]{1,2}\d{6,9}|\d{9}", None, 0.5, true, true, PASSPORT_WORDS),
+            recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS, |s| {
+                s.digits >= 9 && s.hyphens >= 2
+            }),
+            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS, |s| {
+                s.longest_digit_run >= 17
+            }),
+            recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS, |s| {
+                s.longest_digit_run >= 15
+            }),
+            recognizer(
+                CnUscc,
+                r"[0-9A-HJ-NP-RTUWXY]{18}",
+                Some(validate::cn_uscc),
+                0.85,
+                false,
+                true,
+                USCC_WORDS,
+                |s| s.longest_code_run >= 18,
+            ),
+            recognizer(Passport, r"[A-Z]{1,2}\d{6,9}|\d{9}", None, 0.5, true, true, PASSPORT_WORDS, |s| {
+                s.longest_digit_run >= 6
+            }),
             recognizer(
                 DateOfBirth,
                 r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日?|\d{1,2}/\d{1,2}/\d{4}",
@@ -227,6 +319,7 @@ impl Scanner {
                 true,
                 true,
                 BIRTH_WORDS,
+                |s| s.longest_digit_run >= 4 && s.digits >= 6,
             ),
         ];
         Self { recognizers }
@@ -238,11 +331,14 @@ impl Scanner {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let normalized = Normalized::new(text);
         let folded = normalized.text.as_ref();
-        let present = Present::of(folded);
+        let shape = Shape::of(folded);
         let mut candidates = Vec::new();
-        for recognizer in self.recognizers.iter().filter(|r| present.satisfies(r.needs)) {
-            let mut at = 0;
-            while let Some(found) = recognizer.pattern.find_at(folded, at) {
+        let window = shape.digit_window(folded);
+        for recognizer in self.recognizers.iter().filter(|r| (r.can_match)(&shape)) {
+            // Cutting the text after the window changes no match: every match ends inside it.
+            let (mut at, haystack) =
+                if recognizer.digit_anchored { (window.0, &folded[..window.1]) } else { (0, folded) };
+            while let Some(found) = recognizer.pattern.find_at(haystack, at) {
                 let start = found.start();
                 let matched = trim_url(recognizer.entity, found.as_str());
                 let end = start + matched.len();
