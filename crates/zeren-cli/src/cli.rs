@@ -40,6 +40,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Compare runs side by side: accuracy, ROC AUC, disparities and epsilon.
     Compare(CompareArgs),
+    /// Detect the watermark of generated text.
+    #[command(subcommand)]
+    Watermark(crate::commands::watermark::WatermarkCommand),
 }
 
 #[derive(Debug, Args)]

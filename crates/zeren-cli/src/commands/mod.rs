@@ -9,3 +9,4 @@ pub mod redact;
 pub mod scan;
 mod text_lines;
 pub mod train;
+pub mod watermark;
