@@ -42,6 +42,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Render a run's model card (report.html) again from its report.json.
     Report(ReportArgs),
+    /// Detect the watermark of generated text.
+    #[command(subcommand)]
+    Watermark(crate::commands::watermark::WatermarkCommand),
 }
 
 #[derive(Debug, Args)]

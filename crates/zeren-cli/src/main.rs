@@ -49,6 +49,7 @@ fn main() {
         Command::Compare(args) => commands::compare::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Verify(args) => manifest::verify(&args.run, args.public_key.as_deref()),
+        Command::Watermark(command) => commands::watermark::run(command),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

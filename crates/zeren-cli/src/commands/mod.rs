@@ -10,3 +10,4 @@ pub mod report;
 pub mod scan;
 mod text_lines;
 pub mod train;
+pub mod watermark;
