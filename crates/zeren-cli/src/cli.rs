@@ -333,12 +333,12 @@ pub struct TrainArgs {
     /// demographic parity whatever it is).
     #[arg(long, value_enum)]
     pub constraint: Option<FairnessConstraint>,
-    /// Allowed violation of the constraint, in rate units: for exponentiated-gradient the gap
-    /// between each group's rate and the overall rate (default 0.01); for threshold the gap
-    /// between groups' rates (default: equal rates); reweighing only records it.
+    /// Allowed violation of the constraint, in rate units. For exponentiated-gradient it bounds
+    /// the gap between each group's rate and the overall rate (default 0.01), for threshold the
+    /// gap between groups' rates (default: equal rates), and reweighing only records it.
     #[arg(long, value_name = "EPS")]
     pub tolerance: Option<f64>,
-    /// What --mitigation threshold maximises under the constraint (default accuracy).
+    /// Quantity that --mitigation threshold maximises under the constraint (default accuracy).
     #[arg(long, value_enum)]
     pub objective: Option<ThresholdObjective>,
     /// Split whose scores --mitigation threshold fits the group thresholds on (default

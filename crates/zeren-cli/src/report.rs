@@ -471,7 +471,7 @@ fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64)
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for (group, rule) in &threshold.groups {
-            let [above, between, below] = rule.positive_probability;
+            let [above, between, below] = rule.probabilities;
             let _ = writeln!(
                 out,
                 "| {group} | {} | {} | {} | {} | {} | {} | {} | {} |",

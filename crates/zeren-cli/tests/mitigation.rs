@@ -24,7 +24,7 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
 }
 
 /// Builds a training file whose groups differ in base rate: `x` of 女 rows is 0.6 times that of
-/// 男 rows, `y` is `yes` from `x >= 5` with every seventh label flipped, and the model sees `x`
+/// 男 rows, `y` is `yes` from `x >= 5` with every seventh label flipped, and the model reads `x`
 /// alone, so its predictions select 男 far more often.
 fn biased_csv(rows: usize) -> String {
     let mut text = String::from("x,性别,y\n");
@@ -82,7 +82,7 @@ fn threshold_run_meets_parity_and_saves_rules() {
     assert_eq!(saved["groups_from"], serde_json::json!(["性别"]));
     assert_eq!(saved["thresholds"]["groups"].as_object().unwrap().len(), 2);
 
-    // test_predictions.csv holds the same drawn predictions as the metrics.
+    // test_predictions.csv contains the same drawn predictions as the metrics.
     let text = fs::read_to_string(run.join("test_predictions.csv")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,性别,y,probability,prediction");

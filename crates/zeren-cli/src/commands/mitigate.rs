@@ -150,7 +150,7 @@ impl Mitigated {
     }
 }
 
-/// What a mitigated classifier reads of each row.
+/// The inputs of a mitigated classifier, one entry per row.
 pub struct Inputs<'a> {
     /// Probabilities of the model in `model.json`, for thresholds.
     pub scores: &'a [f64],

@@ -4,9 +4,9 @@
 //! Classification", ICML 2018, Algorithm 1. Fair classification is the saddle point of the
 //! Lagrangian `L(Q, λ) = err(Q) + Σ_k λ_k (γ_k(Q) - ε)` over randomised classifiers `Q` and
 //! multipliers `λ ≥ 0` with `‖λ‖₁ ≤ B`. The λ player runs exponentiated gradient on the
-//! constraint values `γ`; the Q player answers each `λ` with the base learner trained on
-//! relabelled, reweighted rows (cost-sensitive classification), and `Q` is the average of its
-//! answers. The run stops when the duality gap `ν_t` falls to `ν`: then `Q` is within `2ν` of
+//! constraint values `γ`. The Q player's best response to each `λ` is the base learner trained on
+//! relabelled, reweighted rows (cost-sensitive classification), and `Q` is the average of these
+//! best responses. The run stops when the duality gap `ν_t` falls to `ν`: then `Q` is within `2ν` of
 //! the best error under the constraints, and violates them by at most `ε + (1 + 2ν) / B`
 //! (Theorem 1).
 //!
@@ -200,7 +200,7 @@ pub struct ReductionOutcome<M> {
     pub models: Vec<M>,
     /// The distribution over `models`.
     pub classifier: RandomizedClassifier,
-    /// How the run went.
+    /// Convergence figures and the history of the run.
     pub summary: ReductionSummary,
 }
 
@@ -333,8 +333,8 @@ fn signed(lambda: &[f64]) -> Vec<f64> {
 
 /// Lagrangian of a classifier (or average of classifiers) with error `error` and constraint
 /// values `gamma`. The multipliers of a cell enter only through `λ⁺ - λ⁻`, apart from the
-/// `-ε (λ⁺ + λ⁻)` term; putting weight on both signs only lowers it, so the λ player's value is
-/// taken at `λ⁺ + λ⁻ = |λ⁺ - λ⁻|` (Fairlearn projects the multipliers the same way).
+/// `-ε (λ⁺ + λ⁻)` term. Weight on both signs only lowers that term, so the λ player's value is
+/// taken at `λ⁺ + λ⁻ = |λ⁺ - λ⁻|`, as Fairlearn projects the multipliers.
 fn lagrangian(error: f64, gamma: &[f64], signed: &[f64], tolerance: f64) -> f64 {
     error + gamma.iter().zip(signed).map(|(g, l)| l * g - tolerance * l.abs()).sum::<f64>()
 }
@@ -394,15 +394,15 @@ pub fn exponentiated_gradient<L: BaseLearner>(
         }
         let nu = gap_threshold.unwrap_or_default();
 
-        // Q̂_t, the average of the answers so far, and its value against λ̂_t.
+        // Q̂_t, the average of the best responses so far, and its Lagrangian at λ̂_t.
         let q: Vec<f64> = counts.iter().map(|c| c / t as f64).collect();
         let (error, gamma) = search.mix(&q);
         let average_signed = signed(&lambda_average);
         let value = lagrangian(error, &gamma, &average_signed, tolerance);
         let max_violation = gamma.iter().map(|g| g.abs()).fold(0.0, f64::max);
-        // The λ player's best answer to Q̂_t puts all of B on the most violated constraint.
+        // The λ player's best response to Q̂_t puts all of B on the most violated constraint.
         let high = error + bound * (max_violation - tolerance).max(0.0);
-        // The Q player's best answer to λ̂_t; at t = 1, λ̂_1 = λ_1 was just answered.
+        // The Q player's best response to λ̂_t. At t = 1, λ̂_1 = λ_1, whose best response is known.
         let low = if t == 1 {
             let record = &search.records[chosen];
             lagrangian(record.error, &record.gamma, &average_signed, tolerance)
@@ -489,7 +489,7 @@ struct Search<'a, L: BaseLearner> {
 
 impl<L: BaseLearner> Search<'_, L> {
     /// Fits the base learner to `min_h L(h, λ)` and returns the index of the better, under
-    /// `λ`, of the new classifier and the best one found before; the new one is kept only when
+    /// `λ`, of the new classifier and the best one found before. The new one is kept only when
     /// it is strictly better.
     fn best_response(&mut self, signed: &[f64]) -> Result<usize, FairnessError> {
         let (labels, weights) = self.moments.relabel(signed);

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 
 /// Weighted one-feature threshold per group: within each group it predicts `x >= t` with the
-/// `t` of least weighted error. It sees the group, like a model with the sensitive feature as
+/// `t` of least weighted error. It reads the group, like a model with the sensitive feature as
 /// an input, so parity is within its reach.
 struct GroupStumps {
     features: Vec<f64>,
@@ -98,7 +98,7 @@ fn demographic_parity_gap_shrinks_to_tolerance() {
     let outcome = exponentiated_gradient(&config, &mut learner, &labels, &groups, None).unwrap();
     let summary = &outcome.summary;
 
-    // The first answer is the unconstrained best: a gap of about 0.2 between the groups, so
+    // The first best response is the unconstrained best: a gap of about 0.2 between the groups, so
     // group a's rate is about 0.13 below the overall rate.
     let first = summary.history[0];
     assert!(first.max_violation > 0.1, "{first:?}");
@@ -171,7 +171,7 @@ fn same_seed_gives_same_predictions() {
 
 #[test]
 fn fair_data_stops_at_once() {
-    // Both groups have the same feature distribution, so the first answer already meets the
+    // Both groups have the same feature distribution, so the first best response already meets the
     // constraint and the gap is 0 at the first iteration.
     let (features, labels, _) = synthetic(900, 5);
     let groups: Vec<String> = (0..features.len()).map(|row| if row % 2 == 0 { "a" } else { "b" }.to_string()).collect();

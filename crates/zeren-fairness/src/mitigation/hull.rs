@@ -1,6 +1,6 @@
 //! Upper convex hulls of per-group ROC curves.
 //!
-//! Coordinates are weighted counts, not rates: a vertex holds the weight of the false positives
+//! Coordinates are weighted counts, not rates: a vertex contains the weight of the false positives
 //! and true positives that its threshold selects within the group. Scaling the axes by the
 //! group's negatives and positives gives the usual ROC curve, and leaves the hull the same.
 
@@ -88,11 +88,11 @@ impl GroupCurve {
     }
 
     /// Returns the first hull point whose rate reaches `target`, for a rate that never decreases
-    /// along the hull; the last vertex when no point reaches it.
+    /// along the hull, or the last vertex when no point reaches it.
     ///
-    /// Taking the first point matters where the rate stays flat along a segment (the true
-    /// positive rate at 1 on the final, horizontal segment): the first point selects fewer
-    /// false positives for the same rate.
+    /// Taking the first point matters where the rate stays flat along a segment, as the true
+    /// positive rate does at 1 on a final, horizontal segment. There the first point selects
+    /// fewer false positives for the same rate.
     pub fn first_reaching(&self, rate: impl Fn(&Vertex) -> f64, target: f64) -> HullPoint {
         let rates: Vec<f64> = self.hull.iter().map(&rate).collect();
         let index = rates.partition_point(|&r| r < target);
@@ -187,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn false_positive_rate_lookup_takes_the_top_of_a_vertical_rise() {
+    fn fpr_lookup_takes_highest_point() {
         let rows = [(0.9, true, 1.0), (0.8, true, 1.0), (0.3, false, 1.0), (0.2, false, 1.0)];
         let curve = GroupCurve::new(&rows);
         // The hull rises from (0,0) to (0,2) at false positive rate 0, then runs flat.

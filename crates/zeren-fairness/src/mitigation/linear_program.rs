@@ -21,7 +21,7 @@ const MAX_PIVOTS: usize = 10_000;
 const ZERO: f64 = 1e-12;
 
 /// Returns the weights `q` of the best mixture, or `None` when the simplex method stops without
-/// an answer (never expected: the program is always feasible and bounded).
+/// a solution. That is not expected, because the program is always feasible and bounded.
 pub(crate) fn best_mixture(errors: &[f64], gammas: &[Vec<f64>], tolerance: f64, bound: f64) -> Option<Vec<f64>> {
     let models = errors.len();
     let cells = gammas.first().map_or(0, Vec::len);
@@ -82,7 +82,7 @@ pub(crate) fn best_mixture(errors: &[f64], gammas: &[Vec<f64>], tolerance: f64, 
 }
 
 /// Runs simplex pivots with Bland's rule until no column among the first `columns` lowers the
-/// cost; `None` if the program is unbounded or the pivot budget runs out.
+/// cost. Returns `None` if the program is unbounded or the pivot budget runs out.
 fn simplex(tableau: &mut [Vec<f64>], basis: &mut [usize], costs: &[f64], columns: usize) -> Option<()> {
     let rhs = tableau[0].len() - 1;
     for _ in 0..MAX_PIVOTS {
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn handles_several_cells() {
-        // Two cells pull in opposite directions; the answer must meet both and beat any single
+        // Two cells pull in opposite directions. The mixture must meet both and beat any single
         // classifier.
         let errors = [0.10, 0.12, 0.15, 0.2];
         let gammas = vec![vec![0.1, -0.1], vec![-0.1, 0.05], vec![0.05, 0.1], vec![0.0, 0.0]];

@@ -69,7 +69,7 @@ pub enum Objective {
 /// Uniform draws in `[0, 1)` for randomised classifiers, one per row.
 ///
 /// The draw of row `i` is the first `f64` of ChaCha8 keyed by the seed, on stream `i`, so it
-/// depends only on the seed and the row index: scoring rows in another order, or a subset of
+/// depends only on the seed and the row index. Scoring rows in another order, or a subset of
 /// them, gives each row the same draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowDraws {
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn single_class_group_is_rejected_where_rates_need_both() {
+    fn single_class_group_rejected_when_needed() {
         let labels = [true, false, true, true];
         let groups = ["a", "a", "b", "b"].map(String::from).to_vec();
         let index = GroupIndex::new(&groups);

@@ -1,9 +1,9 @@
 //! Post-processing mitigation: group-specific, randomised thresholds on a model's scores.
 //!
 //! Hardt, Price and Srebro, "Equality of Opportunity in Supervised Learning", NeurIPS 2016,
-//! Section 4: every classifier that depends only on the score and the group reaches, within a
-//! group, a point of the convex hull of that group's ROC curve, and reaches a hull vertex with a
-//! plain threshold. A point between two neighbouring vertices needs a coin flip for the rows
+//! Section 4. Within a group, every classifier that depends only on the score and the group
+//! reaches a point of the convex hull of that group's ROC curve, and a plain threshold reaches a
+//! hull vertex. A point between two neighbouring vertices needs a coin flip for the rows
 //! whose scores fall between the two thresholds. The optimiser here is exact:
 //!
 //! - *Demographic parity* and *true positive rate parity* constrain one rate per group. Along
@@ -36,7 +36,7 @@ pub struct ThresholdConfig {
     pub constraint: Constraint,
     /// The quantity maximised under the constraint.
     pub objective: Objective,
-    /// Largest allowed difference between groups' constrained rates; `None` asks for equal
+    /// Largest allowed difference between groups' constrained rates; `None` requires equal
     /// rates. Used by demographic parity and true positive rate parity only.
     pub tolerance: Option<f64>,
 }
@@ -71,8 +71,8 @@ pub struct FittedRates {
 }
 
 /// The decision rule of one group: a score at or above `upper` is predicted positive with
-/// probability `positive_probability[0]`, a score in `[lower, upper)` with
-/// `positive_probability[1]`, and a score below `lower` with `positive_probability[2]`.
+/// probability `probabilities[0]`, a score in `[lower, upper)` with `probabilities[1]`, and a
+/// score below `lower` with `probabilities[2]`.
 ///
 /// A rule between two neighbouring hull vertices has probabilities `[1, p, 0]`: the mix of the
 /// thresholds `upper` (with probability `1 - p`) and `lower` (with probability `p`).
@@ -85,7 +85,7 @@ pub struct GroupRule {
     #[serde(with = "extended_float")]
     pub lower: f64,
     /// Probabilities of a positive prediction above, between and below the thresholds.
-    pub positive_probability: [f64; 3],
+    pub probabilities: [f64; 3],
     /// Expected rates of the group on the fitted rows.
     pub fitted: FittedRates,
 }
@@ -95,11 +95,11 @@ impl GroupRule {
     /// compares below every threshold, so it gets the last probability.
     pub fn positive_probability(&self, score: f64) -> f64 {
         if score >= self.upper {
-            self.positive_probability[0]
+            self.probabilities[0]
         } else if score >= self.lower {
-            self.positive_probability[1]
+            self.probabilities[1]
         } else {
-            self.positive_probability[2]
+            self.probabilities[2]
         }
     }
 }
@@ -141,10 +141,10 @@ impl ThresholdOptimizer {
     ///
     /// # Errors
     ///
-    /// Returns an error for an invalid tolerance, inputs of different lengths, no labels, a
-    /// non-finite score or weight, a group without the actual positives (TPR parity, equalized
-    /// odds) or negatives (equalized odds) that its constrained rates need, or data with a single
-    /// class for the balanced-accuracy objective.
+    /// Returns an error for an invalid tolerance, inputs of different lengths, no labels, or a
+    /// non-finite score or weight. It also rejects a group without the actual positives (TPR
+    /// parity, equalized odds) or negatives (equalized odds) that its constrained rates need, and
+    /// data with a single class for the balanced-accuracy objective.
     pub fn fit(
         config: &ThresholdConfig,
         scores: &[f64],
@@ -381,18 +381,22 @@ fn reach_roc_point(curve: &GroupCurve, fpr: f64, tpr: f64) -> Choice {
     Choice { point, hull_share, coin_rate: fpr }
 }
 
+/// Mixing probabilities this close to 0 or 1 are rounding noise and taken as a plain threshold.
+const MIX_SLACK: f64 = 1e-12;
+
 /// Turns a group's choice into thresholds and probabilities.
 fn rule(curve: &GroupCurve, choice: &Choice) -> GroupRule {
     let low = curve.hull[choice.point.index];
     let (upper, lower, between) = match curve.hull.get(choice.point.index + 1) {
-        Some(high) if choice.point.mix > 0.0 => (low.threshold, high.threshold, choice.point.mix),
+        Some(high) if choice.point.mix >= 1.0 - MIX_SLACK => (high.threshold, high.threshold, 0.0),
+        Some(high) if choice.point.mix > MIX_SLACK => (low.threshold, high.threshold, choice.point.mix),
         _ => (low.threshold, low.threshold, 0.0),
     };
     let coin = (1.0 - choice.hull_share) * choice.coin_rate;
     GroupRule {
         upper,
         lower,
-        positive_probability: [choice.hull_share + coin, choice.hull_share * between + coin, coin],
+        probabilities: [choice.hull_share + coin, choice.hull_share * between + coin, coin],
         fitted: FittedRates {
             rows: 0,
             selection_rate: f64::NAN,
