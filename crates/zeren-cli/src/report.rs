@@ -490,15 +490,15 @@ fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64)
         let summary = &reduction.summary;
         let ending = if summary.converged {
             format!(
-                "the duality gap fell to {} (threshold {})",
-                number(summary.gap),
-                number(summary.config.gap_threshold.unwrap_or_default())
+                "the duality gap fell to {:.6} (threshold {:.6})",
+                summary.gap,
+                summary.config.gap_threshold.unwrap_or_default()
             )
         } else {
             format!(
-                "the iteration limit was reached with duality gap {} above its threshold {}, so the constraint may be violated by more than the tolerance",
-                number(summary.gap),
-                number(summary.config.gap_threshold.unwrap_or_default())
+                "the iteration limit was reached with duality gap {:.6} above its threshold {:.6}, so the constraint may be violated by more than the tolerance",
+                summary.gap,
+                summary.config.gap_threshold.unwrap_or_default()
             )
         };
         let source = if summary.linear_program {
@@ -509,11 +509,12 @@ fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64)
         let _ = writeln!(
             out,
             "\nExponentiated gradient (Agarwal et al. 2018) with bound B = {} and step {} ran {} iterations and {} fits of \
-             the {} ({} epochs each, {:.1} s); {ending}. The classifier is {source}: {} networks, each predicting positive \
-             at probability {} and drawn per row from seed {seed} and the row's position. On the training split its \
+             the {} ({} epochs each, {:.1} s); {ending}. The classifier is {source}: {} networks, each voting positive \
+             at probability {}. A row is predicted positive with the summed weight of the networks that vote for it, \
+             drawn from seed {seed} and the row's position. On the training split its \
              error is {} and its largest constraint value {} (tolerance {}). The membership-inference figures above \
              are those of the unmitigated model in `model.json`.",
-            number(summary.config.bound.unwrap_or_default()),
+            summary.config.bound.unwrap_or_default(),
             summary.step_size,
             summary.history.len(),
             summary.base_learner_fits,

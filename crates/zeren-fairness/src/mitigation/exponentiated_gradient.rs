@@ -8,19 +8,19 @@
 //! relabelled, reweighted rows (cost-sensitive classification), and `Q` is the average of these
 //! best responses. The run stops when the duality gap `ν_t` falls to `ν`: then `Q` is within `2ν` of
 //! the best error under the constraints, and violates them by at most `ε + (1 + 2ν) / B`
-//! (Theorem 1).
+//! (the paper's analysis of approximate saddle points).
 //!
-//! The constraints compare each group with all rows, as in the paper (Section 2):
+//! The constraints compare each group with all rows, as in the paper:
 //! demographic parity bounds `|E[h | A = a] - E[h]|`, equalized odds bounds
 //! `|E[h | A = a, Y = y] - E[h | Y = y]|` for both labels, and true positive rate parity the same
 //! for `y = 1` only, each by `ε`. The difference between two groups can therefore reach `2ε`.
 //!
 //! Three practical choices, all Fairlearn 0.15's, differ from the paper's analysis. The
-//! learning rate is `η = 2 / B`, because the `η = ν / (2ρ²B)` of Theorem 1 is far smaller and
-//! needs thousands of iterations. Since the base learner is approximate, a best response is the
+//! learning rate is `η = 2 / B`, because the step size of the paper's convergence bound,
+//! proportional to `ν / B`, is far smaller and needs thousands of iterations. Since the base learner is approximate, a best response is the
 //! better, under that `λ`, of the new fit and the classifiers found before. And a final linear
 //! program replaces the average by the best mixture of all classifiers found when that mixture
-//! has a lower penalised error (see [`super::linear_program`]); it never adds a fit.
+//! has a lower penalised error `err + B max(0, max |γ| - ε)`. The program adds no fit.
 
 use serde::{Deserialize, Serialize};
 

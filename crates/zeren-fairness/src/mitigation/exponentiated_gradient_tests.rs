@@ -121,7 +121,7 @@ fn equalized_odds_violation_ends_within_bound() {
     let outcome = exponentiated_gradient(&config, &mut learner, &labels, &groups, None).unwrap();
     let summary = &outcome.summary;
     assert!(summary.history[0].max_violation > 2.0 * config.tolerance, "{:?}", summary.history[0]);
-    // Theorem 1 of Agarwal et al.: a ν-approximate saddle point violates the constraints by at
+    // In Agarwal et al.'s analysis, a ν-approximate saddle point violates the constraints by at
     // most ε + (1 + 2ν) / B.
     let bound = config.tolerance + (1.0 + 2.0 * summary.gap) / summary.config.bound.unwrap();
     assert!(summary.max_violation <= bound, "violation {} above {bound}", summary.max_violation);

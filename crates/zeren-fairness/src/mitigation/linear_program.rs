@@ -46,9 +46,7 @@ pub(crate) fn best_mixture(errors: &[f64], gammas: &[Vec<f64>], tolerance: f64, 
         }
     }
     let last = rows - 1;
-    for j in 0..models {
-        tableau[last][j] = 1.0;
-    }
+    tableau[last][..models].fill(1.0);
     tableau[last][artificial] = 1.0;
     tableau[last][rhs] = 1.0;
     let mut basis: Vec<usize> = (0..inequalities).map(|row| models + 1 + row).chain([artificial]).collect();

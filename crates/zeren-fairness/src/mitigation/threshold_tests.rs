@@ -15,8 +15,8 @@ fn synthetic(rows: usize, seed: u64) -> (Vec<f64>, Vec<bool>, Vec<String>) {
         let in_b = row % 3 == 0;
         let label = rng.random::<f64>() < if in_b { 0.6 } else { 0.3 };
         let separation = if in_b { 1.0 } else { 2.0 };
-        let logit = separation * if label { 1.0 } else { -1.0 } + rng.random_range(-2.0..2.0);
-        scores.push(1.0 / (1.0 + (-logit as f64).exp()));
+        let logit: f64 = separation * if label { 1.0 } else { -1.0 } + rng.random_range(-2.0..2.0);
+        scores.push(1.0 / (1.0 + (-logit).exp()));
         labels.push(label);
         groups.push(if in_b { "b" } else { "a" }.to_string());
     }
