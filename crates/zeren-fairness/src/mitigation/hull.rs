@@ -87,25 +87,6 @@ impl GroupCurve {
         )
     }
 
-    /// Returns the first hull point whose rate reaches `target`, for a rate that never decreases
-    /// along the hull, or the last vertex when no point reaches it.
-    ///
-    /// Taking the first point matters where the rate stays flat along a segment, as the true
-    /// positive rate does at 1 on a final, horizontal segment. There the first point selects
-    /// fewer false positives for the same rate.
-    pub fn first_reaching(&self, rate: impl Fn(&Vertex) -> f64, target: f64) -> HullPoint {
-        let rates: Vec<f64> = self.hull.iter().map(&rate).collect();
-        let index = rates.partition_point(|&r| r < target);
-        if index == 0 {
-            return HullPoint { index: 0, mix: 0.0 };
-        }
-        if index == rates.len() {
-            return HullPoint { index: rates.len() - 1, mix: 0.0 };
-        }
-        let mix = (target - rates[index - 1]) / (rates[index] - rates[index - 1]);
-        HullPoint { index: index - 1, mix: mix.clamp(0.0, 1.0) }
-    }
-
     /// Returns the highest hull point with false positive rate `target` in `[0, 1]`.
     ///
     /// A concave hull can rise vertically only at its first segment, so the last vertex at or
@@ -120,6 +101,25 @@ impl GroupCurve {
             _ => HullPoint { index, mix: 0.0 },
         }
     }
+}
+
+/// Returns the first hull point whose rate reaches `target`, given the rates of the hull's
+/// vertices (a rate that never decreases along the hull), or the last vertex when no point
+/// reaches it.
+///
+/// Taking the first point matters where the rate stays flat along a segment, as the true
+/// positive rate does at 1 on a final, horizontal segment. There the first point selects fewer
+/// false positives for the same rate.
+pub(crate) fn first_reaching(rates: &[f64], target: f64) -> HullPoint {
+    let index = rates.partition_point(|&r| r < target);
+    if index == 0 {
+        return HullPoint { index: 0, mix: 0.0 };
+    }
+    if index == rates.len() {
+        return HullPoint { index: rates.len() - 1, mix: 0.0 };
+    }
+    let mix = (target - rates[index - 1]) / (rates[index] - rates[index - 1]);
+    HullPoint { index: index - 1, mix: mix.clamp(0.0, 1.0) }
 }
 
 /// Returns the upper convex hull of ROC points sorted by false positives and true positives,
@@ -178,12 +178,13 @@ mod tests {
     fn first_reaching_interpolates_and_prefers_fewer_false_positives() {
         let rows = [(0.9, true, 1.0), (0.8, false, 1.0), (0.7, true, 1.0), (0.6, false, 1.0)];
         let curve = GroupCurve::new(&rows);
+        let true_positive_rates: Vec<f64> = curve.hull.iter().map(|v| v.true_positives / 2.0).collect();
         // True positive rate 0.75 lies halfway between (0,1) and (1,2).
-        let point = curve.first_reaching(|v| v.true_positives / 2.0, 0.75);
+        let point = first_reaching(&true_positive_rates, 0.75);
         assert_eq!(point, HullPoint { index: 1, mix: 0.5 });
         assert_eq!(curve.at(point), (0.5, 1.5));
         // A true positive rate of 1 is reached at (1,2) already, not at (2,2).
-        assert_eq!(curve.at(curve.first_reaching(|v| v.true_positives / 2.0, 1.0)), (1.0, 2.0));
+        assert_eq!(curve.at(first_reaching(&true_positive_rates, 1.0)), (1.0, 2.0));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::hull::{GroupCurve, HullPoint, Vertex};
+use super::hull::{GroupCurve, HullPoint, Vertex, first_reaching};
 use super::{Constraint, GroupIndex, Objective, RowDraws, check_group_classes, validate_rows};
 use crate::FairnessError;
 
@@ -262,9 +262,10 @@ fn common_rate(
     gain: &impl Fn(f64, f64) -> f64,
     tolerance: f64,
 ) -> Vec<HullPoint> {
-    let point_at = |curve: &GroupCurve, target: f64| curve.first_reaching(|v| rate(curve, v), target);
-    let gain_at = |curve: &GroupCurve, target: f64| {
-        let (false_positives, true_positives) = curve.at(point_at(curve, target));
+    let vertex_rates: Vec<Vec<f64>> =
+        curves.iter().map(|curve| curve.hull.iter().map(|v| rate(curve, v)).collect()).collect();
+    let gain_at = |group: usize, target: f64| {
+        let (false_positives, true_positives) = curves[group].at(first_reaching(&vertex_rates[group], target));
         gain(false_positives, true_positives)
     };
     // Each group's gain is concave in its rate, so its best rate within [r, r + tolerance] is its
@@ -288,11 +289,8 @@ fn common_rate(
     // The summed gain is piecewise linear in r, with breaks where a window edge meets a vertex
     // rate or a group's best rate, so its maximum is at one of these candidates.
     let mut candidates = vec![0.0, 1.0];
-    for curve in curves {
-        for vertex in &curve.hull {
-            let r = rate(curve, vertex);
-            candidates.extend([r, r - tolerance]);
-        }
+    for &r in vertex_rates.iter().flatten() {
+        candidates.extend([r, r - tolerance]);
     }
     candidates.extend(best_rates.iter().flat_map(|&r| [r, r - tolerance]));
 
@@ -300,13 +298,13 @@ fn common_rate(
     for candidate in candidates {
         let low = candidate.clamp(0.0, 1.0);
         let window = targets(low);
-        let total: f64 = curves.iter().zip(&window).map(|(curve, &target)| gain_at(curve, target)).sum();
+        let total: f64 = window.iter().enumerate().map(|(group, &target)| gain_at(group, target)).sum();
         if best.as_ref().is_none_or(|(value, _)| total > *value) {
             best = Some((total, window));
         }
     }
     let (_, window) = best.expect("there are always candidates");
-    curves.iter().zip(window).map(|(curve, target)| point_at(curve, target)).collect()
+    window.iter().enumerate().map(|(group, &target)| first_reaching(&vertex_rates[group], target)).collect()
 }
 
 /// A point `(false positive rate, true positive rate)`.

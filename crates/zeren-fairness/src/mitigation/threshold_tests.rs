@@ -287,3 +287,31 @@ fn bad_inputs_are_rejected() {
     let error = fit(config(Constraint::DemographicParity, None), &[0.9, f64::NAN, 0.8, 0.2], &labels);
     assert!(matches!(error, FairnessError::InvalidScore { row: 1, .. }), "{error}");
 }
+
+#[test]
+fn hull_with_every_point_fits_quickly() {
+    // Each distinct score has one positive of weight w_k and one negative of weight 1, with w_k
+    // falling, so the ROC curve is strictly concave and every one of its points is a hull
+    // vertex: 5,000 per group, and 20,000 candidate rates, each looked up by binary search.
+    let per_group = 5000;
+    let (mut scores, mut labels, mut groups, mut weights) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (group, shift) in [("a", 0.0), ("b", 0.1)] {
+        for k in 0..per_group {
+            let score = 1.0 - k as f64 / per_group as f64 + shift;
+            for label in [true, false] {
+                scores.push(score);
+                labels.push(label);
+                groups.push(group.to_string());
+                weights.push(if label { 2.0 - k as f64 / per_group as f64 } else { 1.0 });
+            }
+        }
+    }
+    let index = GroupIndex::new(&groups);
+    let rows: Vec<(f64, bool, f64)> =
+        (0..scores.len()).filter(|&i| index.ids[i] == 0).map(|i| (scores[i], labels[i], weights[i])).collect();
+    assert_eq!(GroupCurve::new(&rows).hull.len(), per_group + 1);
+
+    let config = config(Constraint::DemographicParity, Some(0.02));
+    let optimizer = ThresholdOptimizer::fit(&config, &scores, &labels, &groups, Some(&weights)).unwrap();
+    assert!(optimizer.disparity <= 0.02 + 1e-9, "{}", optimizer.disparity);
+}
