@@ -125,16 +125,29 @@ fn threshold_predict_needs_the_sensitive_column() {
 }
 
 #[test]
+fn equalized_odds_thresholds_warn_tolerance_unused() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &biased_csv(400));
+    let run = dir.path().join("run");
+    let flags = ["--mitigation", "threshold", "--constraint", "equalized-odds", "--tolerance", "0.05"];
+    train(&data, &run, &flags).success().stderr(predicate::str::contains("--tolerance 0.05 is not used"));
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["mitigation"]["tolerance"], 0.05);
+    assert!(report["mitigation"]["threshold"]["fitted_disparity"].as_f64().unwrap() < 1e-9);
+}
+
+#[test]
 fn threshold_can_fit_on_the_training_split() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "d.csv", &biased_csv(400));
     let run = dir.path().join("run");
-    let flags =
-        ["--mitigation", "threshold", "--constraint", "true-positive-rate-parity", "--threshold-split", "train"];
-    train(&data, &run, &flags).success();
+    let constraint = ["--constraint", "true-positive-rate-parity"];
+    let split = ["--threshold-split", "train", "--objective", "balanced-accuracy"];
+    train(&data, &run, &[&["--mitigation", "threshold"][..], &constraint, &split].concat()).success();
     let report = read_json(&run.join("report.json"));
     let threshold = &report["mitigation"]["threshold"];
     assert_eq!(threshold["fitted_on"], "train");
+    assert_eq!(threshold["objective"], "balanced-accuracy");
     assert_eq!(threshold["fitted_rows"], report["data"]["rows"]["train"]);
     for group in ["男", "女"] {
         let rates = &threshold["groups"][group]["fitted"];
