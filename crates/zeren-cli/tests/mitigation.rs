@@ -23,8 +23,8 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
     path
 }
 
-/// Builds a training file whose groups differ in base rate: `x` of 女 rows is 0.6 times that of
-/// 男 rows, `y` is `yes` from `x >= 5` with every seventh label flipped, and the model reads `x`
+/// Builds a training file whose groups differ in base rate. `x` of 女 rows is 0.6 times that of
+/// 男 rows, and `y` is `yes` from `x >= 5` with every seventh label flipped. The model reads `x`
 /// alone, so its predictions select 男 far more often.
 fn biased_csv(rows: usize) -> String {
     let mut text = String::from("x,性别,y\n");

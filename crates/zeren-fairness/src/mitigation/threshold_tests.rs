@@ -245,7 +245,7 @@ fn unseen_group_is_named() {
 
 #[test]
 fn json_round_trip_keeps_infinite_thresholds() {
-    // Group a is separable at the top, so selecting nobody or everybody can appear as a bound.
+    // Thresholds of +inf and -inf (select no row, select every row) have no JSON number.
     let scores = [0.9, 0.1, 0.8, 0.2];
     let labels = [true, false, true, false];
     let groups = ["a", "a", "b", "b"].map(String::from).to_vec();
