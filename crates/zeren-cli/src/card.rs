@@ -801,10 +801,10 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
         })
         .collect();
     page.table(&["model", "accuracy", "ROC AUC", "demographic parity difference", "equalized odds difference"], &rows);
-    let disparity = if text(section, "/constraint") == "demographic-parity" {
-        "demographic_parity_difference"
-    } else {
-        "equalized_odds_difference"
+    let disparity = match text(section, "/constraint") {
+        "demographic-parity" => "demographic_parity_difference",
+        "true-positive-rate-parity" => "equal_opportunity_difference",
+        _ => "equalized_odds_difference",
     };
     let points: Vec<Point> = models
         .iter()

@@ -215,7 +215,18 @@ pub struct Evaluation {
 /// Evaluates probabilities against labels, predicting positive at `probability >= threshold`.
 pub fn evaluate(y_true: &[bool], probabilities: &[f64], threshold: f64) -> Evaluation {
     let y_pred: Vec<bool> = probabilities.iter().map(|&p| p >= threshold).collect();
-    let matrix = ConfusionMatrix::from_predictions(y_true, &y_pred, None);
+    evaluate_predictions(y_true, &y_pred, probabilities)
+}
+
+/// Evaluates predictions against labels, with the probabilities of a positive prediction for
+/// ROC AUC and log loss. For a randomised classifier, `y_pred` are the drawn predictions and
+/// `probabilities` the chances of drawing a positive.
+///
+/// # Panics
+///
+/// Panics if the slices differ in length; callers validate lengths at their boundary.
+pub fn evaluate_predictions(y_true: &[bool], y_pred: &[bool], probabilities: &[f64]) -> Evaluation {
+    let matrix = ConfusionMatrix::from_predictions(y_true, y_pred, None);
     Evaluation {
         rows: y_true.len(),
         accuracy: matrix.accuracy(),

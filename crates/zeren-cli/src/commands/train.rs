@@ -11,7 +11,7 @@ use zeren_data::builtin::load_builtin;
 use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::FeatureAudit;
 use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
-use zeren_fairness::classification::{evaluate, roc_curve};
+use zeren_fairness::classification::{evaluate, evaluate_predictions, roc_curve};
 use zeren_fairness::mitigation::reweighing_weights;
 use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
 use zeren_pii::operators::{Policy, Redactor};
@@ -24,9 +24,10 @@ use zeren_train::{Device, Mlp, MlpConfig, PrivateTraining, Rows, TrainConfig, de
 
 use sha2::{Digest, Sha256};
 
-use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
+use crate::artifacts::{self, FORMAT_VERSION, MitigationFile, ModelFile, PreprocessingFile};
 use crate::card;
-use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
+use crate::cli::{MitigationMethod, ModelKind, PiiAction, ThresholdSplit, TrainArgs};
+use crate::commands::mitigate::{self, Decisions, NetworkLearner, joint_groups};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
 use crate::manifest::{self, Resource, RunPredicate};
@@ -62,7 +63,13 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let merged = merge_config_file(flags)?;
     // An explicit seed makes DP noise reproducible, and so predictable: record whether one was given.
     let seed_given = merged.seed.is_some();
+    if merged.model == Some(ModelKind::Logistic) && merged.hidden.as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(CliError::usage(
+            "--model logistic has no hidden layers; drop --hidden, or use --model mlp with --hidden",
+        ));
+    }
     let args = with_defaults(merged);
+    mitigate::check_flags(&args)?;
     let signing_key = args.signing_key.as_deref().map(manifest::read_signing_key).transpose()?;
     let mut source = load_source(&args)?;
     let pii = screen_pii(&mut source, &args)?;
@@ -171,24 +178,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
     let run_dir = RunDirectory::create(&out)?;
 
+    mitigate::check_data(&args, &data)?;
     let sample_weights = match args.mitigation {
         Some(MitigationMethod::Reweighing) => {
-            if data.sensitive.is_empty() {
-                return Err(CliError::usage("--mitigation needs --sensitive columns to balance"));
-            }
-            let joint: Vec<String> = (0..data.train.len())
-                .map(|row| data.train.groups.iter().map(|g| g[row].as_str()).collect::<Vec<_>>().join(", "))
-                .collect();
+            let joint = joint_groups(&data.train.groups, data.train.len());
             let weights: Vec<f32> =
                 reweighing_weights(&data.train.labels, &joint).into_iter().map(|w| w as f32).collect();
             Some(weights)
         }
-        None => {
-            if args.constraint.is_some() || args.tolerance.is_some() {
-                return Err(CliError::usage("--constraint and --tolerance need --mitigation"));
-            }
-            None
-        }
+        _ => None,
     };
     let train_rows = Rows { weights: sample_weights.as_deref(), ..rows(&data.train) };
 
@@ -203,33 +201,81 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let score = |split: &Split| split_scores(&outcome.model, split, &device);
     let test_scores = score(&data.test)?;
     let train_scores = score(&data.train)?;
-    let train_metrics = evaluate(&data.train.labels, &train_scores, threshold);
-    let validation_metrics = (!data.validation.is_empty())
-        .then(|| Ok::<_, CliError>(evaluate(&data.validation.labels, &score(&data.validation)?, threshold)))
-        .transpose()?;
-    let test_metrics = evaluate(&data.test.labels, &test_scores, threshold);
+    let validation_scores = score(&data.validation)?;
 
-    let test_predictions: Vec<bool> = test_scores.iter().map(|&p| p >= threshold).collect();
+    // The classifier the run deploys: the model at the decision threshold, or the mitigation's
+    // randomised classifier on top of it.
+    let mitigated = match args.mitigation {
+        Some(MitigationMethod::Threshold) => {
+            let (fit_split, fit_scores) = match args.threshold_split.unwrap_or_default() {
+                ThresholdSplit::Validation => (&data.validation, &validation_scores),
+                ThresholdSplit::Train => (&data.train, &train_scores),
+            };
+            Some(mitigate::fit_thresholds(&args, &data.sensitive, fit_split, fit_scores)?)
+        }
+        Some(MitigationMethod::ExponentiatedGradient) => {
+            let epochs = mitigate::WARM_START_EPOCHS.min(train_config.epochs);
+            let learner = NetworkLearner::new(
+                outcome.model.to_weights()?,
+                &train_config,
+                epochs,
+                &data.train.features.values,
+                data.train.features.width,
+                &device,
+            );
+            Some(mitigate::reduce(&args, &data, learner, epochs)?)
+        }
+        Some(MitigationMethod::Reweighing) | None => None,
+    };
+    let decide = |split: &Split, scores: &[f64]| -> Result<Decisions, CliError> {
+        match &mitigated {
+            Some(mitigated) => mitigated.decide(split, scores, seed, &device),
+            None => Ok(Decisions::at_threshold(scores, threshold)),
+        }
+    };
+    let test_decisions = decide(&data.test, &test_scores)?;
+    let train_decisions = decide(&data.train, &train_scores)?;
+    let evaluation = |split: &Split, decisions: &Decisions| {
+        evaluate_predictions(&split.labels, &decisions.predictions, &decisions.probabilities)
+    };
+    let train_metrics = evaluation(&data.train, &train_decisions);
+    let validation_metrics = (!data.validation.is_empty())
+        .then(|| Ok::<_, CliError>(evaluation(&data.validation, &decide(&data.validation, &validation_scores)?)))
+        .transpose()?;
+    let test_metrics = evaluation(&data.test, &test_decisions);
+
     let features = test_features(&data);
     let audit_options =
         AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
-    let predictions =
-        Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
+    let predictions = Predictions {
+        y_true: &data.test.labels,
+        y_pred: &test_decisions.predictions,
+        scores: Some(&test_decisions.probabilities),
+        weights: None,
+    };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
 
     let mitigation = match args.mitigation {
         Some(method) => {
-            let baseline =
-                fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
-            let scores = split_scores(&baseline.model, &data.test, &device)?;
+            // Reweighing changed the training itself, so its baseline is trained again without
+            // weights; the other methods build on the unweighted model already trained.
+            let baseline_scores = if method == MitigationMethod::Reweighing {
+                let baseline =
+                    fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+                split_scores(&baseline.model, &data.test, &device)?
+            } else {
+                test_scores.clone()
+            };
             Some(MitigationReport {
                 method,
                 constraint: args.constraint.unwrap_or_default(),
                 tolerance: args.tolerance,
                 groups_from: data.sensitive.clone(),
                 measured_on: data.sensitive[0].clone(),
-                baseline: summarize(&data, &scores, threshold)?,
-                mitigated: summarize(&data, &test_scores, threshold)?,
+                baseline: summarize(&data, &Decisions::at_threshold(&baseline_scores, threshold))?,
+                mitigated: summarize(&data, &test_decisions)?,
+                threshold: mitigated.as_ref().and_then(|m| m.threshold_report()),
+                reduction: mitigated.as_ref().and_then(|m| m.reduction_report()),
             })
         }
         None => None,
@@ -276,7 +322,11 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             reproducible,
         },
         data: data_info(&source, &data, args.sensitive_as_features),
-        model: ModelInfo { architecture: "mlp", parameters: model_config.parameter_count(), config: model_config },
+        model: ModelInfo {
+            architecture: if model_config.hidden.is_empty() { "logistic" } else { "mlp" },
+            parameters: model_config.parameter_count(),
+            config: model_config,
+        },
         training: TrainingInfo {
             epochs_run: outcome.history.len(),
             best_epoch: outcome.best_epoch,
@@ -305,7 +355,9 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
-    write_run(&run_dir, &config, &source, &data, &report, weights, &test_scores, threshold)?;
+    let mitigation_file = mitigated.map(|m| m.into_file(&data.sensitive, seed));
+    let artifacts = RunArtifacts { weights, mitigation: mitigation_file, test_decisions: &test_decisions };
+    write_run(&run_dir, &config, &source, &data, &report, artifacts, threshold)?;
     let predicate = RunPredicate {
         zeren_version: env!("CARGO_PKG_VERSION").to_string(),
         command: report.run.command.clone(),
@@ -337,13 +389,12 @@ fn test_features(data: &PreparedData) -> Vec<SensitiveFeature> {
         .collect()
 }
 
-/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one model.
-fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<ModelSummary, CliError> {
-    let evaluation = evaluate(&data.test.labels, scores, threshold);
-    let predictions: Vec<bool> = scores.iter().map(|&p| p >= threshold).collect();
+/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one classifier.
+fn summarize(data: &PreparedData, decisions: &Decisions) -> Result<ModelSummary, CliError> {
+    let evaluation = evaluate_predictions(&data.test.labels, &decisions.predictions, &decisions.probabilities);
     let feature = SensitiveFeature { name: data.sensitive[0].clone(), groups: data.test.groups[0].clone() };
     let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
-    let input = Predictions { y_true: &data.test.labels, y_pred: &predictions, scores: None, weights: None };
+    let input = Predictions { y_true: &data.test.labels, y_pred: &decisions.predictions, scores: None, weights: None };
     let audits = audit(input, &[feature], &options)?;
     let disparities = &audits[&data.sensitive[0]].between_groups;
     Ok(ModelSummary {
@@ -351,6 +402,7 @@ fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<Mode
         roc_auc: evaluation.roc_auc,
         demographic_parity_difference: disparities.demographic_parity_difference,
         equalized_odds_difference: disparities.equalized_odds_difference,
+        equal_opportunity_difference: disparities.equal_opportunity_difference,
     })
 }
 
@@ -793,6 +845,13 @@ fn resolved_config(args: &TrainArgs, seed_given: bool, source: &Source) -> Resul
     ))
 }
 
+/// The model files of a run and the test predictions of the classifier it deploys.
+struct RunArtifacts<'a> {
+    weights: zeren_train::MlpWeights,
+    mitigation: Option<MitigationFile>,
+    test_decisions: &'a Decisions,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_run(
     run_dir: &RunDirectory,
@@ -800,12 +859,14 @@ fn write_run(
     source: &Source,
     data: &PreparedData,
     report: &Report,
-    weights: zeren_train::MlpWeights,
-    test_scores: &[f64],
+    artifacts: RunArtifacts<'_>,
     threshold: f64,
 ) -> Result<(), CliError> {
-    let model = ModelFile { format_version: FORMAT_VERSION, weights };
+    let model = ModelFile { format_version: FORMAT_VERSION, weights: artifacts.weights };
     run_dir.write(artifacts::MODEL_FILE, to_json(&model)?)?;
+    if let Some(mitigation) = &artifacts.mitigation {
+        run_dir.write(artifacts::MITIGATION_FILE, to_json(mitigation)?)?;
+    }
     let preprocessing = PreprocessingFile {
         format_version: FORMAT_VERSION,
         csv: source.csv.clone(),
@@ -823,7 +884,7 @@ fn write_run(
 
     run_dir.write(artifacts::CONFIG_FILE, config)?;
 
-    run_dir.write(artifacts::TEST_PREDICTIONS, test_predictions_csv(data, test_scores, threshold)?)?;
+    run_dir.write(artifacts::TEST_PREDICTIONS, test_predictions_csv(data, artifacts.test_decisions)?)?;
 
     let json = to_json(report)?;
     // Rendered from the JSON text, as `zeren report` does, so that both give the same page.
@@ -836,20 +897,20 @@ fn write_run(
     Ok(())
 }
 
-/// Test-split rows with sensitive groups, label, probability and prediction, so the audit can be
-/// repeated with another tool (for example Fairlearn).
-fn test_predictions_csv(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<Vec<u8>, CliError> {
+/// Test-split rows with sensitive groups, label, probability of a positive prediction and the
+/// prediction, so the audit can be repeated with another tool (for example Fairlearn).
+fn test_predictions_csv(data: &PreparedData, decisions: &Decisions) -> Result<Vec<u8>, CliError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["row".to_string()];
     header.extend(data.sensitive.iter().cloned());
     header.extend([data.label.column.clone(), "probability".to_string(), "prediction".to_string()]);
     writer.write_record(&header).map_err(|e| CliError::Failure(e.into()))?;
-    for (row, &score) in scores.iter().enumerate() {
+    for (row, (&probability, &positive)) in decisions.probabilities.iter().zip(&decisions.predictions).enumerate() {
         let mut record = vec![(row + 1).to_string()];
         record.extend(data.test.groups.iter().map(|g| g[row].clone()));
         let label = if data.test.labels[row] { &data.label.positive } else { &data.label.negative };
-        let predicted = if score >= threshold { &data.label.positive } else { &data.label.negative };
-        record.extend([label.clone(), format!("{score:.6}"), predicted.clone()]);
+        let predicted = if positive { &data.label.positive } else { &data.label.negative };
+        record.extend([label.clone(), format!("{probability:.6}"), predicted.clone()]);
         writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;
     }
     writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write test predictions: {e}")))
