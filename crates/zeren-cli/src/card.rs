@@ -956,6 +956,7 @@ fn considerations(page: &mut Page, report: &Value) {
                 .to_string(),
         );
     }
+    caveats.extend(strings(report, "/privacy/warnings").into_iter().map(|w| format!("Privacy: {w}.")));
     if pii_columns(report).next().is_some() && text(report, "/pii/action") == "allow" {
         caveats.push("The model was trained on columns that hold personal identifiers (--pii allow).".to_string());
     }

@@ -168,6 +168,8 @@ pub struct PrivacyReport {
     pub non_private_reference: Option<NonPrivateReference>,
     /// ε spent after each of a set of step counts, as `[steps, epsilon]`, from the same accountant.
     pub epsilon_by_step: Vec<[f64; 2]>,
+    /// Weaknesses of the settings, such as a δ of at least 1/N.
+    pub warnings: Vec<String>,
 }
 
 /// Test accuracy of a non-private model beside the private one.

@@ -521,6 +521,8 @@ struct PrivatePlan {
     target_epsilon: f64,
     planned_steps: u64,
     accountant: Accountant,
+    /// Weaknesses of the settings, repeated in the report.
+    warnings: Vec<String>,
 }
 
 /// Calibrates the noise multiplier for `target_epsilon` over the planned steps of the run.
@@ -531,11 +533,14 @@ fn plan_private_training(
     noise_seed: Option<u64>,
 ) -> Result<PrivatePlan, CliError> {
     let delta = args.dp_delta.unwrap_or_else(|| default_delta(rows));
+    let mut warnings = Vec::new();
     if delta >= 1.0 / rows as f64 && delta < 1.0 {
-        tracing::warn!(
-            "--dp-delta {delta} is at least 1/N = {:.3e} for N = {rows} training rows; such a delta allows releasing a record outright, use a smaller one",
+        let warning = format!(
+            "delta {delta} is at least 1/N = {:.3e} for N = {rows} training rows: such a delta allows releasing a record outright; use a smaller --dp-delta",
             1.0 / rows as f64
         );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
     }
     let expected_batch_size = args.batch_size.unwrap_or_default().min(rows);
     let sample_rate = expected_batch_size as f64 / rows as f64;
@@ -558,7 +563,7 @@ fn plan_private_training(
         noise_seed,
     };
     config.validate()?;
-    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant })
+    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant, warnings })
 }
 
 fn privacy_report(
@@ -601,6 +606,7 @@ fn privacy_report(
         guarantee,
         non_private_reference: reference,
         epsilon_by_step: epsilon_by_step(plan, run),
+        warnings: plan.warnings.clone(),
     })
 }
 
