@@ -18,7 +18,7 @@ use crate::report::SCHEMA_VERSION;
 
 /// Facts about a model that people state in the `[card]` table of the training config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, expecting = "a [card] table of model-card fields")]
 pub struct CardInfo {
     /// Name of the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,7 +183,10 @@ impl Page {
     fn figure(&mut self, id: &str, title: &str, caption: &str, svg: &str) {
         self.chart_count += 1;
         let inlined = charts::inline(svg, id, title);
-        self.line(format!("<figure id=\"figure-{id}\">{inlined}<figcaption>{}</figcaption></figure>", escape(caption)));
+        self.line(format!(
+            "<figure id=\"figure-{id}\"><div class=\"scroll\">{inlined}</div><figcaption>{}</figcaption></figure>",
+            escape(caption)
+        ));
     }
 
     /// Writes a field of the config's `[card]` table: its items, or a plain statement that it
@@ -243,11 +246,11 @@ th, td { border: 1px solid var(--line); padding: 0.25rem 0.5rem; text-align: lef
 th { background: #f6f8fa; }
 figure { margin: 1rem 0; break-inside: avoid; }
 figcaption { color: var(--muted); font-size: 0.9rem; }
-svg.chart { width: 100%; height: auto; max-width: 44rem; display: block; }
+svg.chart { width: 100%; height: auto; min-width: 32rem; max-width: 44rem; display: block; }
 .missing { border-left: 4px solid var(--warn); padding-left: 0.75rem; color: var(--warn); }
 .note { border-left: 4px solid var(--accent); padding-left: 0.75rem; }
 footer { color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--line); margin-top: 2rem; padding-top: 0.5rem; }
-@media print { body { font-size: 11pt; } main { max-width: none; } nav { display: none; } h2 { break-after: avoid; } a { color: inherit; } }
+@media print { body { font-size: 11pt; } svg.chart { min-width: 0; } main { max-width: none; } nav { display: none; } h2 { break-after: avoid; } a { color: inherit; } }
 "#;
 
 /// Renders the model card of a parsed `report.json` as one HTML page.
@@ -258,9 +261,13 @@ footer { color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--li
 pub fn render_html(report: &Value) -> Result<String, CardError> {
     let mut page = Page { html: String::new(), chart_count: 0 };
     let dataset = at(report, "/data/dataset").as_str().map(String::from);
-    let name = at(report, "/card/name").as_str().map(String::from).unwrap_or_else(|| {
-        format!("classifier of {}", dataset.clone().unwrap_or_else(|| text(report, "/data/train_source").to_string()))
-    });
+    let name =
+        at(report, "/card/name").as_str().filter(|n| !n.trim().is_empty()).map(String::from).unwrap_or_else(|| {
+            format!(
+                "classifier of {}",
+                dataset.clone().unwrap_or_else(|| text(report, "/data/train_source").to_string())
+            )
+        });
 
     page.line("<!DOCTYPE html>");
     page.line("<html lang=\"en\">");
@@ -421,12 +428,12 @@ fn intended_use(page: &mut Page, report: &Value) {
     page.line("<section id=\"intended-use\">");
     page.line("<h2>Intended use</h2>");
     page.line("<h3>Intended uses</h3>");
-    page.stated(&strings(report, "/card/intended_uses"), "intended-uses", "what the model is for");
+    page.stated(&strings(report, "/card/intended-uses"), "intended-uses", "what the model is for");
     page.line("<h3>Intended users</h3>");
-    page.stated(&strings(report, "/card/intended_users"), "intended-users", "who the model is for");
+    page.stated(&strings(report, "/card/intended-users"), "intended-users", "who the model is for");
     page.line("<h3>Out-of-scope uses</h3>");
     page.stated(
-        &strings(report, "/card/out_of_scope_uses"),
+        &strings(report, "/card/out-of-scope-uses"),
         "out-of-scope-uses",
         "what the model must not be used for",
     );
@@ -555,10 +562,16 @@ fn evaluation_data(page: &mut Page, report: &Value) {
 fn metrics(page: &mut Page, report: &Value) -> Result<(), CardError> {
     page.line("<section id=\"metrics\">");
     page.line("<h2>Metrics</h2>");
-    page.line(format!(
-        "<p>A row is predicted positive when its probability is at least {}.</p>",
-        text_number(report, "/metrics/decision_threshold")
-    ));
+    match text(report, "/mitigation/method") {
+        "threshold" | "exponentiated-gradient" => page.line(
+            "<p>The mitigated classifier is randomised (see Bias mitigation): the metrics below are those of one \
+             seeded draw of its predictions.</p>",
+        ),
+        _ => page.line(format!(
+            "<p>A row is predicted positive when its probability is at least {}.</p>",
+            text_number(report, "/metrics/decision_threshold")
+        )),
+    }
     let mut rows = Vec::new();
     for split in ["train", "validation", "test"] {
         let e = at(report, &format!("/metrics/{split}"));
@@ -929,7 +942,7 @@ fn considerations(page: &mut Page, report: &Value) {
     page.line("<h2>Ethical considerations and caveats</h2>");
     page.line("<h3>Ethical considerations</h3>");
     page.stated(
-        &strings(report, "/card/ethical_considerations"),
+        &strings(report, "/card/ethical-considerations"),
         "ethical-considerations",
         "the ethical considerations",
     );
@@ -957,12 +970,28 @@ fn considerations(page: &mut Page, report: &Value) {
         );
     }
     caveats.extend(strings(report, "/privacy/warnings").into_iter().map(|w| format!("Privacy: {w}.")));
+    let matrix = at(report, "/metrics/test/confusion_matrix");
+    let positives = num(matrix, "/true_positives").unwrap_or(0.0) + num(matrix, "/false_positives").unwrap_or(0.0);
+    let negatives = num(matrix, "/true_negatives").unwrap_or(0.0) + num(matrix, "/false_negatives").unwrap_or(0.0);
+    if positives == 0.0 || negatives == 0.0 {
+        caveats.push(format!(
+            "The model predicts every test row {}: its disparities are zero only because it decides nothing.",
+            if positives == 0.0 { "negative" } else { "positive" }
+        ));
+    }
+    if at(report, "/mitigation/reduction/summary/converged").as_bool() == Some(false) {
+        caveats.push(format!(
+            "Exponentiated gradient stopped at its iteration limit with duality gap {} above its threshold: a more \
+             accurate classifier meeting the constraint may exist.",
+            fixed(num(report, "/mitigation/reduction/summary/gap"))
+        ));
+    }
     if pii_columns(report).next().is_some() && text(report, "/pii/action") == "allow" {
         caveats.push("The model was trained on columns that hold personal identifiers (--pii allow).".to_string());
     }
     caveats.extend(strings(report, "/data/warnings"));
     if caveats.is_empty() {
-        page.line("<p>None found by the automatic checks (small groups, four-fifths rule, seeded noise, PII, data warnings).</p>");
+        page.line("<p>None found by the automatic checks (small groups, four-fifths rule, constant predictions, convergence, privacy settings, PII, data warnings).</p>");
     } else {
         page.line("<ul>");
         for caveat in caveats {

@@ -132,12 +132,13 @@ pub fn line_chart(
         }
     };
     let whole_x = !unit_square;
+    let rising = axes != Axes::Counts { from_zero: false };
     draw(title, (WIDTH, HEIGHT), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .caption(title, (FONT, 20))
-            .x_label_area_size(42)
-            .y_label_area_size(56)
+            .caption(title, (FONT, 22))
+            .x_label_area_size(48)
+            .y_label_area_size(64)
             .build_cartesian_2d(x_range, y_range)?;
         let whole = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() };
         let decimal = |x: &f64| format!("{x:.1}");
@@ -147,7 +148,7 @@ pub fn line_chart(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(x_format)
-            .label_style((FONT, 13))
+            .label_style((FONT, 16))
             .max_light_lines(2)
             .draw()?;
         if unit_square {
@@ -166,8 +167,9 @@ pub fn line_chart(
         }
         chart
             .configure_series_labels()
-            .position(if unit_square { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
-            .label_font((FONT, 13))
+            // Curves that rise (ROC, ε) end at the upper right, so their legend goes below them.
+            .position(if rising { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+            .label_font((FONT, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()?;
@@ -183,9 +185,9 @@ pub fn grouped_bars(title: &str, measures: &[&str], groups: &[BarGroup]) -> Resu
     draw(title, (width, HEIGHT), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .caption(title, (FONT, 20))
-            .x_label_area_size(42)
-            .y_label_area_size(56)
+            .caption(title, (FONT, 22))
+            .x_label_area_size(48)
+            .y_label_area_size(64)
             // Headroom above 1 keeps the legend clear of the bars.
             .build_cartesian_2d(0.0..categories, 0.0..1.3)?;
         chart
@@ -194,17 +196,22 @@ pub fn grouped_bars(title: &str, measures: &[&str], groups: &[BarGroup]) -> Resu
             .x_labels(0)
             .y_label_formatter(&|y| if *y <= 1.0 + 1e-9 { format!("{y:.1}") } else { String::new() })
             .y_desc("rate")
-            .label_style((FONT, 13))
+            .label_style((FONT, 16))
             .max_light_lines(2)
             .draw()?;
         let slot = 0.8 / measures.len().max(1) as f64;
+        let mut undefined = Vec::new();
         for (m, measure) in measures.iter().enumerate() {
             let fill = colour(m);
             let mut bars = Vec::new();
             let mut whiskers = Vec::new();
             for (g, group) in groups.iter().enumerate() {
-                let Some(bar) = group.bars.get(m).filter(|b| b.value.is_finite()) else { continue };
                 let left = g as f64 + 0.1 + m as f64 * slot;
+                let Some(bar) = group.bars.get(m).filter(|b| b.value.is_finite()) else {
+                    // An undefined rate (no positives, say) is marked, so it does not read as zero.
+                    undefined.push((left + slot * 0.45, group.name.clone()));
+                    continue;
+                };
                 bars.push(Rectangle::new([(left, 0.0), (left + slot * 0.9, bar.value)], fill.filled()));
                 if let Some((low, high)) = bar.interval.filter(|(l, h)| l.is_finite() && h.is_finite()) {
                     let centre = left + slot * 0.45;
@@ -221,6 +228,11 @@ pub fn grouped_bars(title: &str, measures: &[&str], groups: &[BarGroup]) -> Resu
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled()));
             chart.draw_series(whiskers)?;
         }
+        for (centre, _) in &undefined {
+            let (x, y) = chart.backend_coord(&(*centre, 0.0));
+            let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+            root.draw(&Text::new("n/a", (x, y - 4), style))?;
+        }
         // Category names go under the axis, at the centre of each category.
         for (g, group) in groups.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
@@ -230,7 +242,7 @@ pub fn grouped_bars(title: &str, measures: &[&str], groups: &[BarGroup]) -> Resu
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 13))
+            .label_font((FONT, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()?;
@@ -246,8 +258,8 @@ pub fn share_bars(title: &str, x_label: &str, bars: &[(String, f64)]) -> Result<
     draw(title, (WIDTH, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .caption(title, (FONT, 20))
-            .x_label_area_size(42)
+            .caption(title, (FONT, 22))
+            .x_label_area_size(48)
             .y_label_area_size(label_width)
             .build_cartesian_2d(0.0..1.0, 0.0..rows as f64)?;
         chart
@@ -256,7 +268,7 @@ pub fn share_bars(title: &str, x_label: &str, bars: &[(String, f64)]) -> Result<
             .y_labels(0)
             .x_desc(x_label)
             .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
-            .label_style((FONT, 13))
+            .label_style((FONT, 16))
             .max_light_lines(2)
             .draw()?;
         let fill = colour(1);
@@ -285,8 +297,8 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[Point]) -> R
     draw(title, (WIDTH, HEIGHT), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .caption(title, (FONT, 20))
-            .x_label_area_size(42)
+            .caption(title, (FONT, 22))
+            .x_label_area_size(48)
             .y_label_area_size(64)
             .build_cartesian_2d(x_low..x_high, (y_low - pad)..(y_high + pad))?;
         chart
@@ -294,7 +306,7 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[Point]) -> R
             .x_desc(x_label)
             .y_desc(y_label)
             .y_label_formatter(&|y| format!("{y:.3}"))
-            .label_style((FONT, 13))
+            .label_style((FONT, 16))
             .max_light_lines(2)
             .draw()?;
         for (index, point) in finite.iter().enumerate() {

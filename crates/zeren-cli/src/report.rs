@@ -450,6 +450,16 @@ pub fn render_markdown(report: &Report) -> String {
 fn render_card(out: &mut String, report: &Report) {
     let card = &report.card;
     let _ = writeln!(out, "\n## Use and responsibility\n");
+    let details =
+        [("Name", &card.name), ("Version", &card.version), ("Licence", &card.license), ("Overview", &card.overview)];
+    for (label, value) in details {
+        if let Some(value) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            let _ = writeln!(out, "- {label}: {value}");
+        }
+    }
+    if !card.references.is_empty() {
+        let _ = writeln!(out, "- References: {}", card.references.join("; "));
+    }
     let fields: [(&str, &str, &[String]); 6] = [
         ("Owners", "owners", &card.owners),
         ("Intended uses", "intended-uses", &card.intended_uses),

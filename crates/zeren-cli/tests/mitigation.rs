@@ -241,9 +241,10 @@ fn bad_mitigation_flags_are_usage_errors() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "d.csv", &biased_csv(100));
     let out = dir.path().join("run");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--mitigation", "threshold", "--tolerance", "0"], "--tolerance 0 is invalid"),
         (&["--mitigation", "exponentiated-gradient", "--tolerance=-0.1"], "--tolerance -0.1 is invalid"),
+        (&["--mitigation", "threshold", "--tolerance", "1.5"], "--tolerance 1.5 is invalid"),
         (&["--mitigation", "reweighing", "--objective", "accuracy"], "need --mitigation threshold"),
         (&["--mitigation", "threshold", "--max-iterations", "5"], "needs --mitigation exponentiated-gradient"),
         (&["--mitigation", "exponentiated-gradient", "--max-iterations", "0"], "--max-iterations 0 is invalid"),

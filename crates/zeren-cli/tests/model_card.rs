@@ -141,6 +141,8 @@ fn private_card_states_guarantee_and_non_private_card_says_none_applies() {
     assert!(private.contains("Bit-identical result expected: no."), "secure noise makes reruns differ");
     assert!(private.contains("Risk team &lt;risk@example.org&gt;"), "owners from the config missing");
     assert!(private.contains("Credit screen 信用筛查"));
+    assert!(private.contains("<p>Teaching responsible training</p>"), "intended uses from the config missing");
+    assert!(!private.contains("has no <code>intended-uses</code>"));
     // Fields left out of [card] are named as not stated.
     assert!(private.contains("has no <code>out-of-scope-uses</code>"));
     assert!(private.contains("has no <code>limitations</code>"));
@@ -167,6 +169,23 @@ fn report_command_renders_the_same_card_and_keeps_the_run_verifiable() {
     let elsewhere = dir.path().join("card.html");
     zeren().arg("report").arg(&run).arg("--out").arg(&elsewhere).assert().success();
     assert_eq!(fs::read(&elsewhere).unwrap(), original);
+    // Another existing file is never overwritten, and a missing directory is named.
+    zeren()
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(&elsewhere)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("file already exists"));
+    zeren()
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(dir.path().join("absent/card.html"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such directory for --out"));
 }
 
 #[test]
@@ -184,6 +203,15 @@ fn report_command_rejects_what_is_not_a_run() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a zeren run directory: it has no report.json"));
+
+    let not_a_directory = dir.path().join("config.toml");
+    fs::write(&not_a_directory, "dataset = \"german\"\n").unwrap();
+    zeren()
+        .arg("report")
+        .arg(&not_a_directory)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a file, not a run directory"));
 
     fs::write(dir.path().join("report.json"), "{\"schema_version\": 1, \"run\": ").unwrap();
     zeren().arg("report").arg(dir.path()).assert().code(1).stderr(

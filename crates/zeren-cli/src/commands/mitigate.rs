@@ -57,9 +57,11 @@ impl Decisions {
 pub fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
     let method = args.mitigation;
     if let Some(tolerance) = args.tolerance
-        && !(tolerance.is_finite() && tolerance > 0.0)
+        && !(tolerance.is_finite() && tolerance > 0.0 && tolerance < 1.0)
     {
-        return Err(CliError::usage(format!("--tolerance {tolerance} is invalid; use a positive number such as 0.01")));
+        return Err(CliError::usage(format!(
+            "--tolerance {tolerance} is invalid; use a number between 0 and 1 (a gap between rates) such as 0.01"
+        )));
     }
     if method.is_none() && (args.constraint.is_some() || args.tolerance.is_some()) {
         return Err(CliError::usage("--constraint and --tolerance need --mitigation"));
@@ -261,8 +263,21 @@ pub fn reduce(
         })?;
     let summary = outcome.summary;
     if !summary.converged {
+        // The gap bounds how far the classifier may be from the best fair one; the constraint
+        // itself is checked directly on the training rows.
+        let constraint = if summary.max_violation <= summary.config.tolerance {
+            format!(
+                "its largest constraint violation on the training rows, {:.4}, is within the tolerance {}, but a more accurate classifier may exist",
+                summary.max_violation, summary.config.tolerance
+            )
+        } else {
+            format!(
+                "its largest constraint violation on the training rows, {:.4}, exceeds the tolerance {}",
+                summary.max_violation, summary.config.tolerance
+            )
+        };
         tracing::warn!(
-            "exponentiated gradient did not reach its duality gap {:.6} in {} iterations (smallest gap {:.6}), so the constraint may be violated by more than the tolerance; raise --max-iterations",
+            "exponentiated gradient did not reach its duality gap {:.6} in {} iterations (smallest gap {:.6}): {constraint}; raise --max-iterations to search longer",
             summary.config.gap_threshold.unwrap_or_default(),
             summary.history.len(),
             summary.gap

@@ -101,7 +101,8 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     for ((row, probability), &positive) in table.rows.iter().zip(&decisions.probabilities).zip(&decisions.predictions) {
         let label = if positive { &preprocessing.label.positive } else { &preprocessing.label.negative };
         let mut record = row.clone();
-        record.extend([format!("{probability:.6}"), label.clone()]);
+        // Adding 0.0 turns -0.0 (a sum of zero-weighted votes) into 0.0, so no "-0.000000" is written.
+        record.extend([format!("{:.6}", probability + 0.0), label.clone()]);
         writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;
     }
     let bytes = writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write predictions: {e}")))?;

@@ -14,6 +14,12 @@ use crate::manifest::{MANIFEST, Statement};
 
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let run = &args.run;
+    if run.is_file() {
+        return Err(CliError::usage(format!(
+            "{}: a file, not a run directory; give the directory zeren train wrote",
+            run.display()
+        )));
+    }
     if !run.is_dir() {
         return Err(CliError::usage(format!(
             "{}: no such run directory; give a directory written by zeren train",
@@ -33,6 +39,19 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let html = card::render_html(&report).map_err(|e| anyhow::anyhow!("{}: {e}", report_path.display()))?;
 
     let out = args.out.clone().unwrap_or_else(|| run.join(REPORT_HTML));
+    // The run's own card is rendered again in place; any other existing file is left alone.
+    if args.out.is_some() && out.exists() && out != run.join(REPORT_HTML) {
+        return Err(CliError::usage(format!(
+            "{}: file already exists; choose another --out or remove it",
+            out.display()
+        )));
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        return Err(CliError::usage(format!(
+            "{}: no such directory for --out; create it first or choose another path",
+            parent.display()
+        )));
+    }
     if std::fs::read(&out).is_ok_and(|old| old == html.as_bytes()) {
         println!("zeren: {} is up to date", out.display());
         return Ok(());

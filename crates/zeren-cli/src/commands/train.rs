@@ -234,6 +234,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         }
     };
     let test_decisions = decide(&data.test, &test_scores)?;
+    if let Some(&first) = test_decisions.predictions.first()
+        && test_decisions.predictions.iter().all(|&p| p == first)
+    {
+        tracing::warn!(
+            "the model predicts every test row {}: its disparities are zero only because it decides nothing; \
+             with mitigation, small groups are a common cause (fewer sensitive columns or more data help)",
+            if first { "positive" } else { "negative" }
+        );
+    }
     let train_decisions = decide(&data.train, &train_scores)?;
     let evaluation = |split: &Split, decisions: &Decisions| {
         evaluate_predictions(&split.labels, &decisions.predictions, &decisions.probabilities)
@@ -916,7 +925,8 @@ fn test_predictions_csv(data: &PreparedData, decisions: &Decisions) -> Result<Ve
         record.extend(data.test.groups.iter().map(|g| g[row].clone()));
         let label = if data.test.labels[row] { &data.label.positive } else { &data.label.negative };
         let predicted = if positive { &data.label.positive } else { &data.label.negative };
-        record.extend([label.clone(), format!("{probability:.6}"), predicted.clone()]);
+        // Adding 0.0 turns -0.0 into 0.0, so no "-0.000000" is written.
+        record.extend([label.clone(), format!("{:.6}", probability + 0.0), predicted.clone()]);
         writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;
     }
     writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write test predictions: {e}")))
