@@ -23,7 +23,7 @@ const CONTEXT_BOOST: f64 = 0.35;
 struct Shape {
     digits: usize,
     longest_digit_run: usize,
-    /// Longest run of ASCII digits and capital letters (IBAN prefix, USCC).
+    /// Longest run of ASCII digits and capital letters (USCC).
     longest_code_run: usize,
     dots: usize,
     colons: usize,
@@ -34,36 +34,131 @@ struct Shape {
     /// Byte offsets of the first and the last ASCII digit.
     first_digit: usize,
     last_digit: usize,
+    /// Offset of the first two capitals followed by two digits, the start of every IBAN.
+    iban_prefix: Option<usize>,
+    /// Offset of the first colon followed by at most four hex digits and another colon, which
+    /// every IPv6 match contains.
+    hex_colon_pair: Option<usize>,
+    /// Offset of the first colon or hyphen followed by exactly two hex digits and the same
+    /// separator, which every MAC address contains.
+    mac_pair: Option<usize>,
+}
+
+/// Byte classes of [`Shape::of`], as bits; prose bytes (lower-case letters, spaces, the bytes
+/// of Chinese characters) have none, so the loop passes over them on its cheapest path.
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+const DOT: u8 = 4;
+const COLON: u8 = 8;
+const HYPHEN: u8 = 16;
+const PLUS: u8 = 32;
+const AT: u8 = 64;
+
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            b'0'..=b'9' => DIGIT,
+            b'A'..=b'Z' => UPPER,
+            b'.' => DOT,
+            b':' => COLON,
+            b'-' => HYPHEN,
+            b'+' => PLUS,
+            b'@' => AT,
+            _ => 0,
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// Finds the first separator followed by hex digits only, as many as `allowed` accepts, and the
+/// same separator again: the pairs that IPv6 and MAC addresses are made of.
+fn separator_pair(bytes: &[u8], separator: u8, allowed: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut previous: Option<usize> = None;
+    for offset in (0..bytes.len()).filter(|&i| bytes[i] == separator) {
+        if let Some(start) = previous
+            && allowed(offset - start - 1)
+            && bytes[start + 1..offset].iter().all(u8::is_ascii_hexdigit)
+        {
+            return Some(start);
+        }
+        previous = Some(offset);
+    }
+    None
 }
 
 impl Shape {
     fn of(text: &str) -> Self {
         let mut shape = Shape::default();
+        let bytes = text.as_bytes();
         let (mut digit_run, mut code_run) = (0, 0);
-        for (offset, &byte) in text.as_bytes().iter().enumerate() {
-            let digit = byte.is_ascii_digit();
-            if digit {
+        let mut seen = 0u8;
+        for (offset, &byte) in bytes.iter().enumerate() {
+            let class = CLASSES[usize::from(byte)];
+            if class == 0 {
+                digit_run = 0;
+                code_run = 0;
+                continue;
+            }
+            seen |= class;
+            if class == DIGIT {
                 if shape.digits == 0 {
                     shape.first_digit = offset;
                 }
                 shape.last_digit = offset;
+                shape.digits += 1;
+                digit_run += 1;
+                code_run += 1;
+                shape.longest_digit_run = shape.longest_digit_run.max(digit_run);
+                shape.longest_code_run = shape.longest_code_run.max(code_run);
+                if digit_run == 2
+                    && code_run >= 4
+                    && shape.iban_prefix.is_none()
+                    && bytes[offset - 2].is_ascii_uppercase()
+                    && bytes[offset - 3].is_ascii_uppercase()
+                {
+                    shape.iban_prefix = Some(offset - 3);
+                }
+                continue;
             }
-            digit_run = if digit { digit_run + 1 } else { 0 };
-            code_run = if digit || byte.is_ascii_uppercase() { code_run + 1 } else { 0 };
-            shape.digits += usize::from(digit);
-            shape.longest_digit_run = shape.longest_digit_run.max(digit_run);
-            shape.longest_code_run = shape.longest_code_run.max(code_run);
-            match byte {
-                b'.' => shape.dots += 1,
-                b':' => shape.colons += 1,
-                b'-' => shape.hyphens += 1,
-                b'+' => shape.plus = true,
-                b'@' => shape.at = true,
-                _ => {}
+            digit_run = 0;
+            if class == UPPER {
+                code_run += 1;
+                shape.longest_code_run = shape.longest_code_run.max(code_run);
+                continue;
             }
+            code_run = 0;
+            shape.dots += usize::from(class == DOT);
+            shape.colons += usize::from(class == COLON);
+            shape.hyphens += usize::from(class == HYPHEN);
         }
-        shape.scheme = text.contains("://") || text.contains("www.") || text.contains("WWW.");
+        shape.plus = seen & PLUS != 0;
+        shape.at = seen & AT != 0;
+        if shape.colons >= 2 {
+            shape.hex_colon_pair = separator_pair(bytes, b':', |hex| hex <= 4);
+        }
+        let mac_colon = if shape.colons >= 5 { separator_pair(bytes, b':', |hex| hex == 2) } else { None };
+        let mac_hyphen = if shape.hyphens >= 5 { separator_pair(bytes, b'-', |hex| hex == 2) } else { None };
+        shape.mac_pair = match (mac_colon, mac_hyphen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        shape.scheme = (shape.colons > 0 && text.contains("://"))
+            || (shape.dots > 0 && (text.contains("www.") || text.contains("WWW.")));
         shape
+    }
+
+    /// Returns the lowest offset at which a match of a separator pattern can start: a few hex
+    /// digits before its first separator pair, moved back to a character boundary.
+    fn start_before(text: &str, offset: Option<usize>, back: usize) -> usize {
+        let mut start = offset.unwrap_or(0).saturating_sub(back);
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        start
     }
 
     /// Returns the part of `text` that contains every match of a digit-anchored pattern: from two bytes
@@ -89,6 +184,8 @@ struct Recognizer {
     /// Every match starts at most two bytes before a digit and ends at most three bytes after
     /// one, so only the text's digit window is searched.
     digit_anchored: bool,
+    /// Lowest offset at which a match can start, for the patterns that are not digit-anchored.
+    earliest_start: fn(&Shape, &str) -> usize,
     entity: EntityType,
     pattern: Regex,
     /// Validation of the matched text (a check digit, a real address), when the format has one.
@@ -166,6 +263,14 @@ impl Scanner {
                     | EntityType::IbanCode
                     | EntityType::CnUscc
             ) && !pattern.contains(':'),
+            earliest_start: match entity {
+                EntityType::IpAddress if pattern.contains(':') => {
+                    |s: &Shape, t: &str| Shape::start_before(t, s.hex_colon_pair, 4)
+                }
+                EntityType::MacAddress => |s: &Shape, t: &str| Shape::start_before(t, s.mac_pair, 2),
+                EntityType::IbanCode => |s: &Shape, _: &str| s.iban_prefix.unwrap_or(0),
+                _ => |_: &Shape, _: &str| 0,
+            },
             entity,
             // `\d` would match any Unicode digit; the validators and the shape count ASCII digits,
             // which is what identifiers use once full-width digits are folded.
@@ -216,7 +321,7 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
-                |s| s.colons >= 2,
+                |s| s.hex_colon_pair.is_some(),
             ),
             recognizer(
                 MacAddress,
@@ -226,7 +331,7 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
-                |s| s.colons >= 5 || s.hyphens >= 5,
+                |s| s.mac_pair.is_some(),
             ),
             // Mainland China mobile: 11 digits from 13-19, optionally after +86, grouped 3-4-4.
             recognizer(
@@ -287,7 +392,7 @@ impl Scanner {
                 false,
                 true,
                 BANK_WORDS,
-                |s| s.longest_code_run >= 4 && s.digits >= 2,
+                |s| s.iban_prefix.is_some(),
             ),
             recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS, |s| {
                 s.digits >= 9 && s.hyphens >= 2
@@ -336,8 +441,11 @@ impl Scanner {
         let window = shape.digit_window(folded);
         for recognizer in self.recognizers.iter().filter(|r| (r.can_match)(&shape)) {
             // Cutting the text after the window changes no match: every match ends inside it.
-            let (mut at, haystack) =
-                if recognizer.digit_anchored { (window.0, &folded[..window.1]) } else { (0, folded) };
+            let (mut at, haystack) = if recognizer.digit_anchored {
+                (window.0, &folded[..window.1])
+            } else {
+                ((recognizer.earliest_start)(&shape, folded), folded)
+            };
             while let Some(found) = recognizer.pattern.find_at(haystack, at) {
                 let start = found.start();
                 let matched = trim_url(recognizer.entity, found.as_str());
