@@ -24,6 +24,7 @@
 
 pub mod device;
 pub mod dp;
+pub mod lm;
 mod model;
 mod train;
 
@@ -55,6 +56,9 @@ pub enum TrainError {
     /// The tensor backend failed.
     #[error("tensor backend error: {0}")]
     Backend(String),
+    /// A model file could not be read or written.
+    #[error("failed to access '{}': {source}", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
 }
 
 #[cfg(test)]
