@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use zeren_data::{CsvOptions, FeatureEncoder, LabelEncoding};
+use zeren_fairness::mitigation::exponentiated_gradient::RandomizedClassifier;
+use zeren_fairness::mitigation::threshold::ThresholdOptimizer;
 use zeren_train::MlpWeights;
 
 use crate::error::CliError;
@@ -19,8 +21,12 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const REPORT_JSON: &str = "report.json";
 /// Report for people.
 pub const REPORT_MARKDOWN: &str = "report.md";
+/// The model card, one self-contained HTML page.
+pub const REPORT_HTML: &str = "report.html";
 /// Test-split predictions, for auditing with other tools.
 pub const TEST_PREDICTIONS: &str = "test_predictions.csv";
+/// The mitigated classifier of a threshold or exponentiated-gradient run.
+pub const MITIGATION_FILE: &str = "mitigation.json";
 
 /// Format version of `model.json` and `preprocessing.json`.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,6 +57,31 @@ pub struct PreprocessingFile {
     /// `zeren predict` masks them the same way before encoding.
     #[serde(default)]
     pub pii_masked: Vec<(String, zeren_pii::EntityType)>,
+}
+
+/// `mitigation.json`: the classifier that a threshold or exponentiated-gradient run deploys in
+/// place of `model.json` alone.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MitigationFile {
+    pub format_version: u32,
+    /// Sensitive columns whose values, joined by `", "`, form a row's group.
+    pub groups_from: Vec<String>,
+    /// Default seed of the coin flips at prediction time: the training run's seed.
+    pub seed: u64,
+    /// The mitigated classifier.
+    #[serde(flatten)]
+    pub classifier: MitigatedClassifier,
+}
+
+/// The classifier of a mitigated run, tagged by `method`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum MitigatedClassifier {
+    /// Group rules on the probabilities of the model in `model.json`.
+    Threshold { thresholds: ThresholdOptimizer },
+    /// A distribution over networks; network `j` predicts positive at probability >=
+    /// `decision_threshold`, and is drawn with probability `classifier.weights[j]`.
+    ExponentiatedGradient { classifier: RandomizedClassifier, decision_threshold: f64, models: Vec<MlpWeights> },
 }
 
 /// Reads and checks a JSON artifact of a run directory.

@@ -40,6 +40,21 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Compare runs side by side: accuracy, ROC AUC, disparities and epsilon.
     Compare(CompareArgs),
+    /// Render a run's model card (report.html) again from its report.json.
+    Report(ReportArgs),
+    /// Detect the watermark of generated text.
+    #[command(subcommand)]
+    Watermark(crate::commands::watermark::WatermarkCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directory written by `zeren train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// HTML file to write (default RUN_DIR/report.html, replaced whole).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -266,7 +281,12 @@ pub struct TrainArgs {
     /// Optimiser step size (default 0.001).
     #[arg(long, value_name = "X")]
     pub learning_rate: Option<f64>,
-    /// Hidden layer widths, comma-separated (default 64); `--hidden` alone gives logistic regression.
+    /// Model: a multilayer perceptron (default) or logistic regression, which is a network
+    /// without hidden layers.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Hidden layer widths of the perceptron, comma-separated (default 64); `--hidden` alone
+    /// gives logistic regression, like `--model logistic`.
     #[arg(long, value_name = "N[,N]", value_delimiter = ',', num_args = 0..)]
     pub hidden: Option<Vec<usize>>,
     /// Hidden-layer activation (default relu).
@@ -320,18 +340,30 @@ pub struct TrainArgs {
     /// column, mask the identifiers with their entity tag, or allow training on them.
     #[arg(long, value_enum)]
     pub pii: Option<PiiAction>,
-    /// Bias mitigation: reweighing gives each (group, label) pair the weight
-    /// P(group) P(label) / P(group, label) in the training loss, with groups formed by all
-    /// sensitive columns together. The unmitigated baseline is trained too and reported beside it.
+    /// Bias mitigation, with groups formed by all sensitive columns together; the unmitigated
+    /// baseline (same seed) is reported beside the mitigated model.
     #[arg(long, value_enum)]
     pub mitigation: Option<MitigationMethod>,
-    /// Fairness constraint the mitigation targets (recorded in the report; reweighing targets
+    /// Fairness constraint the mitigation meets (default demographic-parity; reweighing targets
     /// demographic parity whatever it is).
     #[arg(long, value_enum)]
     pub constraint: Option<FairnessConstraint>,
-    /// Allowed violation of the constraint (recorded in the report).
+    /// Allowed violation of the constraint, in rate units. For exponentiated-gradient it bounds
+    /// the gap between each group's rate and the overall rate (default 0.01), for threshold the
+    /// gap between groups' rates (default: equal rates), and reweighing only records it.
     #[arg(long, value_name = "EPS")]
     pub tolerance: Option<f64>,
+    /// Quantity that --mitigation threshold maximises under the constraint (default accuracy).
+    #[arg(long, value_enum)]
+    pub objective: Option<ThresholdObjective>,
+    /// Split whose scores --mitigation threshold fits the group thresholds on (default
+    /// validation, rows the model did not train on).
+    #[arg(long, value_enum)]
+    pub threshold_split: Option<ThresholdSplit>,
+    /// Most iterations of --mitigation exponentiated-gradient; each trains the model up to
+    /// twice (default 50).
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<usize>,
     /// Private key (from `zeren keygen`) that signs the run's manifest.
     #[arg(long, value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
@@ -342,6 +374,22 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+    /// What the model card says that a machine cannot know: owners, intended use, limitations.
+    /// Only in the config file, as a `[card]` table; kept last because TOML writes tables last.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<crate::card::CardInfo>,
+}
+
+/// The model `zeren train` fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Multilayer perceptron with the --hidden layers.
+    #[default]
+    Mlp,
+    /// Logistic regression: one linear layer and a sigmoid.
+    Logistic,
 }
 
 /// A bias-mitigation method.
@@ -350,6 +398,42 @@ pub struct TrainArgs {
 pub enum MitigationMethod {
     /// Kamiran and Calders (2012): sample weights that make label and group independent.
     Reweighing,
+    /// Agarwal et al. (2018): a randomised mix of models retrained on reweighted, relabelled
+    /// rows until the constraint holds on the training split.
+    ExponentiatedGradient,
+    /// Hardt et al. (2016): group-specific, randomised thresholds on the model's scores.
+    Threshold,
+}
+
+/// The quantity the threshold optimiser maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThresholdObjective {
+    /// Share of correct predictions.
+    #[default]
+    Accuracy,
+    /// Mean of the true positive and true negative rates.
+    BalancedAccuracy,
+}
+
+impl From<ThresholdObjective> for zeren_fairness::mitigation::Objective {
+    fn from(objective: ThresholdObjective) -> Self {
+        match objective {
+            ThresholdObjective::Accuracy => zeren_fairness::mitigation::Objective::Accuracy,
+            ThresholdObjective::BalancedAccuracy => zeren_fairness::mitigation::Objective::BalancedAccuracy,
+        }
+    }
+}
+
+/// The split the threshold optimiser is fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdSplit {
+    /// The validation split, held out from training.
+    #[default]
+    Validation,
+    /// The training split.
+    Train,
 }
 
 /// A group-fairness constraint.
@@ -363,6 +447,18 @@ pub enum FairnessConstraint {
     EqualizedOdds,
     /// Equal true positive rates.
     TruePositiveRateParity,
+}
+
+impl From<FairnessConstraint> for zeren_fairness::mitigation::Constraint {
+    fn from(constraint: FairnessConstraint) -> Self {
+        match constraint {
+            FairnessConstraint::DemographicParity => zeren_fairness::mitigation::Constraint::DemographicParity,
+            FairnessConstraint::EqualizedOdds => zeren_fairness::mitigation::Constraint::EqualizedOdds,
+            FairnessConstraint::TruePositiveRateParity => {
+                zeren_fairness::mitigation::Constraint::TruePositiveRateParity
+            }
+        }
+    }
 }
 
 /// The PII gate's action on feature columns that hold personal identifiers.
@@ -392,8 +488,14 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Probability at or above which a row is predicted positive (default: the training run's).
+    /// Not for mitigated runs, whose thresholds come from the mitigation.
     #[arg(long, value_name = "P")]
     pub decision_threshold: Option<f64>,
+    /// Seed of the coin flips of a randomised (threshold or exponentiated-gradient) run: each
+    /// row's flip depends on the seed and its position in the file (default: the training
+    /// run's seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]

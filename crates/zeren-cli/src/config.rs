@@ -6,7 +6,7 @@ use zeren_train::device::DeviceKind;
 use zeren_train::dp::Clipping;
 use zeren_train::{Activation, LossKind, OptimizerKind};
 
-use crate::cli::TrainArgs;
+use crate::cli::{FairnessConstraint, MitigationMethod, ThresholdObjective, ThresholdSplit, TrainArgs};
 use crate::error::CliError;
 
 /// Defaults of every option that has one. They give a 64-unit MLP trained with Adam, which
@@ -26,6 +26,10 @@ pub mod defaults {
     pub const BOOTSTRAP: usize = 200;
     pub const DELIMITER: &str = ",";
     pub const MAX_GRAD_NORM: f64 = 1.0;
+    /// Fairlearn 0.15's default `eps` of `ExponentiatedGradient`.
+    pub const REDUCTION_TOLERANCE: f64 = 0.01;
+    /// Fairlearn 0.15's default `max_iter` of `ExponentiatedGradient`.
+    pub const MAX_ITERATIONS: usize = 50;
 }
 
 /// Reads the config file named by `--config`, if any, and lets the flags override it.
@@ -68,8 +72,8 @@ fn overlay(flags: TrainArgs, file: TrainArgs) -> TrainArgs {
     pick!(
         dataset, data, test_data, target, positive_label, sensitive, exclude, categorical, numeric,
         delimiter, missing_values, test_fraction, validation_fraction, out, seed, epochs, batch_size,
-        learning_rate, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
-        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, pii, mitigation, constraint, tolerance, signing_key, device;
+        learning_rate, model, hidden, activation, loss, optimizer, momentum, weight_decay, patience,
+        loss_threshold, decision_threshold, bootstrap, dp_epsilon, dp_delta, max_grad_norm, dp_clipping, dp_accountant, pii, mitigation, constraint, tolerance, objective, threshold_split, max_iterations, signing_key, device, card;
         sensitive_as_features, no_header, allow_missing_groups, compare_non_private, quiet
     )
 }
@@ -80,7 +84,9 @@ pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
     args.epochs.get_or_insert(defaults::EPOCHS);
     args.batch_size.get_or_insert(defaults::BATCH_SIZE);
     args.learning_rate.get_or_insert(defaults::LEARNING_RATE);
-    args.hidden.get_or_insert(defaults::HIDDEN.to_vec());
+    let model = *args.model.get_or_insert(crate::cli::ModelKind::default());
+    let hidden = if model == crate::cli::ModelKind::Logistic { Vec::new() } else { defaults::HIDDEN.to_vec() };
+    args.hidden.get_or_insert(hidden);
     args.activation.get_or_insert(Activation::default());
     args.loss.get_or_insert(LossKind::default());
     args.optimizer.get_or_insert(OptimizerKind::default());
@@ -97,6 +103,19 @@ pub fn with_defaults(mut args: TrainArgs) -> TrainArgs {
         args.max_grad_norm.get_or_insert(defaults::MAX_GRAD_NORM);
         args.dp_clipping.get_or_insert(Clipping::default());
         args.dp_accountant.get_or_insert(crate::cli::AccountantKind::default());
+    }
+    match args.mitigation {
+        Some(MitigationMethod::ExponentiatedGradient) => {
+            args.constraint.get_or_insert(FairnessConstraint::default());
+            args.tolerance.get_or_insert(defaults::REDUCTION_TOLERANCE);
+            args.max_iterations.get_or_insert(defaults::MAX_ITERATIONS);
+        }
+        Some(MitigationMethod::Threshold) => {
+            args.constraint.get_or_insert(FairnessConstraint::default());
+            args.objective.get_or_insert(ThresholdObjective::default());
+            args.threshold_split.get_or_insert(ThresholdSplit::default());
+        }
+        Some(MitigationMethod::Reweighing) | None => {}
     }
     if args.patience.is_none() && args.validation_fraction != Some(0.0) {
         args.patience = Some(defaults::PATIENCE);

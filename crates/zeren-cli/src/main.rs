@@ -1,6 +1,8 @@
 //! The `zeren` command-line tool.
 
 mod artifacts;
+mod card;
+mod charts;
 mod cli;
 mod commands;
 mod config;
@@ -45,7 +47,9 @@ fn main() {
         Command::Redact(args) => commands::redact::run(args),
         Command::Keygen(args) => manifest::keygen(&args.out),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Verify(args) => manifest::verify(&args.run, args.public_key.as_deref()),
+        Command::Watermark(command) => commands::watermark::run(command),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

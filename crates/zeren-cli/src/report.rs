@@ -10,7 +10,10 @@ use zeren_fairness::classification::Evaluation;
 use zeren_pii::columns::ColumnReport;
 use zeren_privacy::membership::MembershipInference;
 
-use crate::cli::{FairnessConstraint, MitigationMethod, PiiAction};
+use crate::card::CardInfo;
+use crate::cli::{FairnessConstraint, MitigationMethod, PiiAction, ThresholdObjective, ThresholdSplit};
+use zeren_fairness::mitigation::exponentiated_gradient::ReductionSummary;
+use zeren_fairness::mitigation::threshold::GroupRule;
 use zeren_train::dp::Clipping;
 use zeren_train::{EpochRecord, MlpConfig, StopReason};
 
@@ -38,6 +41,25 @@ pub struct Report {
     pub pii: PiiReport,
     /// The mitigated model beside its unmitigated baseline; `null` without `--mitigation`.
     pub mitigation: Option<MitigationReport>,
+    /// What the config's `[card]` table says about the model; empty fields are left out.
+    pub card: CardInfo,
+    /// ROC curves of the test split by sensitive column and group, as `[fpr, tpr]` points.
+    pub roc_curves: BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>>,
+    /// How to rerun the training, and whether the rerun should give the same weights.
+    pub reproduce: Reproduction,
+}
+
+/// How to rerun a run.
+#[derive(Debug, Serialize)]
+pub struct Reproduction {
+    /// The command that reruns the training from the run directory.
+    pub command: String,
+    /// SHA-256 of `config.toml`, the resolved configuration the command reads.
+    pub config_sha256: String,
+    /// Whether the rerun is expected to give bit-identical weights.
+    pub bit_identical: bool,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// A mitigated run and its baseline.
@@ -46,21 +68,61 @@ pub struct MitigationReport {
     pub method: MitigationMethod,
     pub constraint: FairnessConstraint,
     pub tolerance: Option<f64>,
-    /// Sensitive columns whose joint groups the weights balance.
+    /// Sensitive columns whose joint groups the mitigation acts on.
     pub groups_from: Vec<String>,
     /// The sensitive column the disparities below are measured on (the first one).
     pub measured_on: String,
+    /// The unmitigated model with the same seed, at the decision threshold.
     pub baseline: ModelSummary,
+    /// The classifier the run deploys.
     pub mitigated: ModelSummary,
+    /// The group thresholds, for `--mitigation threshold`.
+    pub threshold: Option<ThresholdReport>,
+    /// The course of the reduction, for `--mitigation exponentiated-gradient`.
+    pub reduction: Option<ReductionReport>,
 }
 
-/// Test-split accuracy and disparities of one model.
+/// Test-split accuracy and disparities of one classifier.
 #[derive(Debug, Serialize)]
 pub struct ModelSummary {
     pub accuracy: f64,
     pub roc_auc: f64,
     pub demographic_parity_difference: f64,
     pub equalized_odds_difference: f64,
+    /// Difference in true positive rates, the measure of true-positive-rate parity.
+    pub equal_opportunity_difference: f64,
+}
+
+/// Group thresholds fitted on one split's scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdReport {
+    pub objective: ThresholdObjective,
+    /// Split whose scores the thresholds were fitted on.
+    pub fitted_on: ThresholdSplit,
+    pub fitted_rows: usize,
+    /// Expected objective on the fitted rows, over the coin flips.
+    pub fitted_objective: f64,
+    /// Expected between-group difference of the constrained rates on the fitted rows.
+    pub fitted_disparity: f64,
+    /// The rule of each joint group.
+    pub groups: BTreeMap<String, GroupRule>,
+}
+
+/// The exponentiated-gradient reduction of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReductionReport {
+    /// `logistic regression` or `multilayer perceptron`, with the run's settings.
+    pub base_learner: &'static str,
+    /// Epochs of every base-learner fit, each starting from the previous fit's weights.
+    pub epochs_per_fit: usize,
+    /// Probability at or above which a base network predicts positive.
+    pub decision_threshold: f64,
+    /// Wall-clock seconds of the reduction.
+    pub seconds: f64,
+    /// Networks with positive weight in the randomised classifier.
+    pub models: usize,
+    #[serde(flatten)]
+    pub summary: ReductionSummary,
 }
 
 /// The PII screen of the training data.
@@ -104,6 +166,10 @@ pub struct PrivacyReport {
     pub guarantee: String,
     /// A non-private model trained with the same seed and settings, when requested.
     pub non_private_reference: Option<NonPrivateReference>,
+    /// ε spent after each of a set of step counts, as `[steps, epsilon]`, from the same accountant.
+    pub epsilon_by_step: Vec<[f64; 2]>,
+    /// Weaknesses of the settings, such as a δ of at least 1/N.
+    pub warnings: Vec<String>,
 }
 
 /// Test accuracy of a non-private model beside the private one.
@@ -288,14 +354,22 @@ pub fn render_markdown(report: &Report) -> String {
     let model = &report.model;
     let _ = writeln!(out, "\n## Model and training\n");
     let hidden: Vec<String> = model.config.hidden.iter().map(usize::to_string).collect();
-    let _ = writeln!(
-        out,
-        "- Multilayer perceptron: {} inputs, hidden layers [{}], {} activation, 1 output logit; {} parameters",
-        model.config.inputs,
-        hidden.join(", "),
-        format!("{:?}", model.config.activation).to_lowercase(),
-        model.parameters
-    );
+    if hidden.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Logistic regression: {} inputs, 1 output logit; {} parameters",
+            model.config.inputs, model.parameters
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "- Multilayer perceptron: {} inputs, hidden layers [{}], {} activation, 1 output logit; {} parameters",
+            model.config.inputs,
+            hidden.join(", "),
+            format!("{:?}", model.config.activation).to_lowercase(),
+            model.parameters
+        );
+    }
     let training = &report.training;
     let _ = writeln!(
         out,
@@ -353,28 +427,7 @@ pub fn render_markdown(report: &Report) -> String {
 
     render_privacy(&mut out, report);
     if let Some(mitigation) = &report.mitigation {
-        let _ = writeln!(out, "\n## Bias mitigation\n");
-        let _ = writeln!(
-            out,
-            "{} on the groups of {}, targeting {}; measured on `{}`:\n",
-            serde_name(&mitigation.method),
-            mitigation.groups_from.join(" & "),
-            serde_name(&mitigation.constraint),
-            mitigation.measured_on
-        );
-        let _ =
-            writeln!(out, "| model | accuracy | ROC AUC | demographic parity difference | equalized odds difference |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
-        for (name, summary) in [("baseline", &mitigation.baseline), ("mitigated", &mitigation.mitigated)] {
-            let _ = writeln!(
-                out,
-                "| {name} | {} | {} | {} | {} |",
-                number(summary.accuracy),
-                number(summary.roc_auc),
-                number(summary.demographic_parity_difference),
-                number(summary.equalized_odds_difference)
-            );
-        }
+        render_mitigation(&mut out, mitigation, report.run.seed);
     }
 
     let _ = writeln!(out, "\n## Fairness on the test split\n");
@@ -389,7 +442,158 @@ pub fn render_markdown(report: &Report) -> String {
     for (name, audit) in &report.fairness {
         render_audit(&mut out, name, audit);
     }
+    render_card(&mut out, report);
     out
+}
+
+/// The model-card fields people gave in the config, and how to rerun the training.
+fn render_card(out: &mut String, report: &Report) {
+    let card = &report.card;
+    let _ = writeln!(out, "\n## Use and responsibility\n");
+    let details =
+        [("Name", &card.name), ("Version", &card.version), ("Licence", &card.license), ("Overview", &card.overview)];
+    for (label, value) in details {
+        if let Some(value) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            let _ = writeln!(out, "- {label}: {value}");
+        }
+    }
+    if !card.references.is_empty() {
+        let _ = writeln!(out, "- References: {}", card.references.join("; "));
+    }
+    let fields: [(&str, &str, &[String]); 6] = [
+        ("Owners", "owners", &card.owners),
+        ("Intended uses", "intended-uses", &card.intended_uses),
+        ("Intended users", "intended-users", &card.intended_users),
+        ("Out-of-scope uses", "out-of-scope-uses", &card.out_of_scope_uses),
+        ("Limitations", "limitations", &card.limitations),
+        ("Ethical considerations", "ethical-considerations", &card.ethical_considerations),
+    ];
+    for (label, key, items) in fields {
+        if items.is_empty() {
+            let _ = writeln!(out, "- {label}: not stated (add `{key}` to the `[card]` table of the config)");
+        } else {
+            let _ = writeln!(out, "- {label}: {}", items.join("; "));
+        }
+    }
+    let reproduce = &report.reproduce;
+    let _ = writeln!(out, "\n## Reproducibility\n");
+    let _ = writeln!(
+        out,
+        "Rerun with `{}` from this directory; `config.toml` has SHA-256 `{}`. Bit-identical result expected: {}. {}",
+        reproduce.command,
+        reproduce.config_sha256,
+        if reproduce.bit_identical { "yes" } else { "no" },
+        reproduce.reason
+    );
+}
+
+fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64) {
+    let _ = writeln!(out, "\n## Bias mitigation\n");
+    let tolerance = mitigation.tolerance.map_or(String::new(), |t| format!(" with tolerance {t}"));
+    let _ = writeln!(
+        out,
+        "{} on the groups of {}, targeting {}{tolerance}; measured on the test split by `{}`:\n",
+        serde_name(&mitigation.method),
+        mitigation.groups_from.join(" & "),
+        serde_name(&mitigation.constraint),
+        mitigation.measured_on
+    );
+    let _ = writeln!(
+        out,
+        "| model | accuracy | ROC AUC | demographic parity difference | equalized odds difference | equal opportunity difference |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for (name, summary) in [("baseline", &mitigation.baseline), ("mitigated", &mitigation.mitigated)] {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} |",
+            number(summary.accuracy),
+            number(summary.roc_auc),
+            number(summary.demographic_parity_difference),
+            number(summary.equalized_odds_difference),
+            number(summary.equal_opportunity_difference)
+        );
+    }
+    if let Some(threshold) = &mitigation.threshold {
+        let split = match threshold.fitted_on {
+            ThresholdSplit::Validation => "validation split, rows the model did not train on",
+            ThresholdSplit::Train => "training split",
+        };
+        let _ = writeln!(
+            out,
+            "\nThe thresholds were fitted on the model's probabilities for the {} rows of the {split}, maximising {}: \
+             there the expected objective is {} and the expected disparity {}. A row whose probability falls between \
+             its group's two thresholds is predicted positive with the probability shown, drawn from seed {seed} and \
+             the row's position; the test metrics use one such draw, and the ROC AUC is that of the probabilities of \
+             a positive prediction.\n",
+            threshold.fitted_rows,
+            serde_name(&threshold.objective),
+            number(threshold.fitted_objective),
+            number(threshold.fitted_disparity)
+        );
+        let _ = writeln!(
+            out,
+            "| group | lower threshold | upper threshold | P(positive) above | between | below | fitted selection rate | TPR | FPR |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        for (group, rule) in &threshold.groups {
+            let [above, between, below] = rule.probabilities;
+            let _ = writeln!(
+                out,
+                "| {group} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                number(rule.lower),
+                number(rule.upper),
+                number(above),
+                number(between),
+                number(below),
+                number(rule.fitted.selection_rate),
+                number(rule.fitted.true_positive_rate),
+                number(rule.fitted.false_positive_rate)
+            );
+        }
+    }
+    if let Some(reduction) = &mitigation.reduction {
+        let summary = &reduction.summary;
+        let ending = if summary.converged {
+            format!(
+                "the duality gap fell to {:.6} (threshold {:.6})",
+                summary.gap,
+                summary.config.gap_threshold.unwrap_or_default()
+            )
+        } else {
+            format!(
+                "the iteration limit was reached with duality gap {:.6} above its threshold {:.6}, so the constraint may be violated by more than the tolerance",
+                summary.gap,
+                summary.config.gap_threshold.unwrap_or_default()
+            )
+        };
+        let source = if summary.linear_program {
+            "the best mixture of all networks found (a final linear program)"
+        } else {
+            "the average of the best responses"
+        };
+        let _ = writeln!(
+            out,
+            "\nExponentiated gradient (Agarwal et al. 2018) with bound B = {} and step {} ran {} iterations and {} fits of \
+             the {} ({} epochs each, {:.1} s); {ending}. The classifier is {source}: {} networks, each voting positive \
+             at probability {}. A row is predicted positive with the summed weight of the networks that vote for it, \
+             drawn from seed {seed} and the row's position. On the training split its \
+             error is {} and its largest constraint value {} (tolerance {}). The membership-inference figures above \
+             are those of the unmitigated model in `model.json`.",
+            summary.config.bound.unwrap_or_default(),
+            summary.step_size,
+            summary.history.len(),
+            summary.base_learner_fits,
+            reduction.base_learner,
+            reduction.epochs_per_fit,
+            reduction.seconds,
+            reduction.models,
+            reduction.decision_threshold,
+            number(summary.error),
+            number(summary.max_violation),
+            summary.config.tolerance
+        );
+    }
 }
 
 /// Renders one fairness audit as Markdown tables (also used by `zeren audit`).

@@ -569,6 +569,12 @@ fn large_delta_warns() {
         .assert()
         .success()
         .stderr(predicate::str::contains("is at least 1/N"));
+    let report = read_json(&dir.path().join("run/report.json"));
+    let warnings = report["privacy"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].as_str().unwrap().starts_with("delta 0.01 is at least 1/N"));
+    let card = fs::read_to_string(dir.path().join("run/report.html")).unwrap();
+    assert!(card.contains("Privacy: delta 0.01 is at least 1/N"), "the card lists the weak delta among its caveats");
 }
 
 #[test]
@@ -942,7 +948,7 @@ fn signed_run_verifies() {
     let (run, public_key) = signed_run(&dir);
     verify(&run, &public_key)
         .success()
-        .stdout(predicate::str::contains("all 6 files match the manifest and the signature is valid"));
+        .stdout(predicate::str::contains("all 7 files match the manifest and the signature is valid"));
     let manifest = read_json(&run.join("manifest.json"));
     assert_eq!(manifest["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(manifest["predicate"]["materials"][0]["name"], "builtin:german/german.data.gz");

@@ -139,6 +139,37 @@ pub fn roc_auc(y_true: &[bool], scores: &[f64]) -> f64 {
     (positive_rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
 }
 
+/// Computes the ROC curve: `(false-positive rate, true-positive rate)` at every distinct score
+/// used as a threshold (predict positive when score >= threshold), from (0, 0) to (1, 1).
+///
+/// The points equal scikit-learn's `roc_curve(..., drop_intermediate=False)` with its leading
+/// (0, 0). Tied scores form one step, so the curve's trapezoidal area is [`roc_auc`]. Returns an
+/// empty curve when only one class is present.
+pub fn roc_curve(y_true: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
+    assert_eq!(y_true.len(), scores.len(), "labels and scores differ in length");
+    let positives = y_true.iter().filter(|&&y| y).count() as f64;
+    let negatives = y_true.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut curve = vec![(0.0, 0.0)];
+    let (mut true_positives, mut false_positives) = (0.0, 0.0);
+    for (position, &index) in order.iter().enumerate() {
+        if y_true[index] {
+            true_positives += 1.0;
+        } else {
+            false_positives += 1.0;
+        }
+        let last_of_tie = order.get(position + 1).is_none_or(|&next| scores[next] != scores[index]);
+        if last_of_tie {
+            curve.push((false_positives / negatives, true_positives / positives));
+        }
+    }
+    curve
+}
+
 /// Computes the mean binary cross-entropy of probabilities, in nats.
 ///
 /// Probabilities are clipped to `[eps, 1 - eps]` with `eps` the `f64` machine epsilon, as
@@ -184,7 +215,18 @@ pub struct Evaluation {
 /// Evaluates probabilities against labels, predicting positive at `probability >= threshold`.
 pub fn evaluate(y_true: &[bool], probabilities: &[f64], threshold: f64) -> Evaluation {
     let y_pred: Vec<bool> = probabilities.iter().map(|&p| p >= threshold).collect();
-    let matrix = ConfusionMatrix::from_predictions(y_true, &y_pred, None);
+    evaluate_predictions(y_true, &y_pred, probabilities)
+}
+
+/// Evaluates predictions against labels, with the probabilities of a positive prediction for
+/// ROC AUC and log loss. For a randomised classifier, `y_pred` are the drawn predictions and
+/// `probabilities` the chances of drawing a positive.
+///
+/// # Panics
+///
+/// Panics if the slices differ in length; callers validate lengths at their boundary.
+pub fn evaluate_predictions(y_true: &[bool], y_pred: &[bool], probabilities: &[f64]) -> Evaluation {
+    let matrix = ConfusionMatrix::from_predictions(y_true, y_pred, None);
     Evaluation {
         rows: y_true.len(),
         accuracy: matrix.accuracy(),
@@ -219,6 +261,24 @@ mod tests {
         assert_eq!(matrix.false_positive_rate(), 0.25);
         assert_eq!(matrix.selection_rate(), 0.5);
         assert_eq!(matrix.precision(), 0.75);
+    }
+
+    #[test]
+    fn roc_curve_matches_scikit_learn_example() {
+        // scikit-learn's `roc_curve` documentation example, with drop_intermediate=False:
+        // fpr [0, 0, 0.5, 0.5, 1], tpr [0, 0.5, 0.5, 1, 1].
+        let y_true = bools(&[0, 0, 1, 1]);
+        let curve = roc_curve(&y_true, &[0.1, 0.4, 0.35, 0.8]);
+        assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        let area: f64 = curve.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert_eq!(area, roc_auc(&y_true, &[0.1, 0.4, 0.35, 0.8]));
+    }
+
+    #[test]
+    fn roc_curve_takes_tied_scores_as_one_step() {
+        let curve = roc_curve(&bools(&[1, 0, 1, 0]), &[0.5, 0.5, 0.9, 0.1]);
+        assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        assert!(roc_curve(&bools(&[1, 1]), &[0.2, 0.3]).is_empty());
     }
 
     #[test]

@@ -16,48 +16,176 @@ const CONTEXT_BYTES: usize = 60;
 /// Score added when a context word precedes a candidate (Presidio's context enhancer adds 0.35).
 const CONTEXT_BOOST: f64 = 0.35;
 
-/// A byte-level hint a text must contain before a recognizer's pattern can match, checked once
-/// per text so that most recognizers skip text without digits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Needs {
-    Digit,
-    At,
-    Scheme,
-    Separator,
-}
-
-/// Characters present in a text, checked against [`Needs`].
-struct Present {
-    digit: bool,
+/// The shape of a text: counts that every match of a pattern needs, gathered in one pass so
+/// that a recognizer whose pattern cannot match is skipped without running its regular
+/// expression. Most lines of prose hold few digits, so most recognizers skip most lines.
+#[derive(Debug, Default)]
+struct Shape {
+    digits: usize,
+    longest_digit_run: usize,
+    /// Longest run of ASCII digits and capital letters (USCC).
+    longest_code_run: usize,
+    dots: usize,
+    colons: usize,
+    hyphens: usize,
+    plus: bool,
     at: bool,
     scheme: bool,
-    separator: bool,
+    /// Byte offsets of the first and the last ASCII digit.
+    first_digit: usize,
+    last_digit: usize,
+    /// Offset of the first two capitals followed by two digits, the start of every IBAN.
+    iban_prefix: Option<usize>,
+    /// Offset of the first colon followed by at most four hex digits and another colon, which
+    /// every IPv6 match contains.
+    hex_colon_pair: Option<usize>,
+    /// Offset of the first colon or hyphen followed by exactly two hex digits and the same
+    /// separator, which every MAC address contains.
+    mac_pair: Option<usize>,
 }
 
-impl Present {
-    fn of(text: &str) -> Self {
-        let bytes = text.as_bytes();
-        Self {
-            digit: bytes.iter().any(u8::is_ascii_digit),
-            at: bytes.contains(&b'@'),
-            scheme: text.contains("://") || text.contains("www.") || text.contains("WWW."),
-            separator: bytes.contains(&b':') || bytes.contains(&b'-'),
+/// Byte classes of [`Shape::of`], as bits; prose bytes (lower-case letters, spaces, the bytes
+/// of Chinese characters) have none, so the loop passes over them on its cheapest path.
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+const DOT: u8 = 4;
+const COLON: u8 = 8;
+const HYPHEN: u8 = 16;
+const PLUS: u8 = 32;
+const AT: u8 = 64;
+
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            b'0'..=b'9' => DIGIT,
+            b'A'..=b'Z' => UPPER,
+            b'.' => DOT,
+            b':' => COLON,
+            b'-' => HYPHEN,
+            b'+' => PLUS,
+            b'@' => AT,
+            _ => 0,
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// Finds the first separator followed by hex digits only, as many as `allowed` accepts, and the
+/// same separator again: the pairs that IPv6 and MAC addresses are made of.
+fn separator_pair(bytes: &[u8], separator: u8, allowed: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut previous: Option<usize> = None;
+    for offset in (0..bytes.len()).filter(|&i| bytes[i] == separator) {
+        if let Some(start) = previous
+            && allowed(offset - start - 1)
+            && bytes[start + 1..offset].iter().all(u8::is_ascii_hexdigit)
+        {
+            return Some(start);
         }
+        previous = Some(offset);
+    }
+    None
+}
+
+impl Shape {
+    fn of(text: &str) -> Self {
+        let mut shape = Shape::default();
+        let bytes = text.as_bytes();
+        let (mut digit_run, mut code_run) = (0, 0);
+        let mut seen = 0u8;
+        for (offset, &byte) in bytes.iter().enumerate() {
+            let class = CLASSES[usize::from(byte)];
+            if class == 0 {
+                digit_run = 0;
+                code_run = 0;
+                continue;
+            }
+            seen |= class;
+            if class == DIGIT {
+                if shape.digits == 0 {
+                    shape.first_digit = offset;
+                }
+                shape.last_digit = offset;
+                shape.digits += 1;
+                digit_run += 1;
+                code_run += 1;
+                shape.longest_digit_run = shape.longest_digit_run.max(digit_run);
+                shape.longest_code_run = shape.longest_code_run.max(code_run);
+                if digit_run == 2
+                    && code_run >= 4
+                    && shape.iban_prefix.is_none()
+                    && bytes[offset - 2].is_ascii_uppercase()
+                    && bytes[offset - 3].is_ascii_uppercase()
+                {
+                    shape.iban_prefix = Some(offset - 3);
+                }
+                continue;
+            }
+            digit_run = 0;
+            if class == UPPER {
+                code_run += 1;
+                shape.longest_code_run = shape.longest_code_run.max(code_run);
+                continue;
+            }
+            code_run = 0;
+            shape.dots += usize::from(class == DOT);
+            shape.colons += usize::from(class == COLON);
+            shape.hyphens += usize::from(class == HYPHEN);
+        }
+        shape.plus = seen & PLUS != 0;
+        shape.at = seen & AT != 0;
+        if shape.colons >= 2 {
+            shape.hex_colon_pair = separator_pair(bytes, b':', |hex| hex <= 4);
+        }
+        let mac_colon = if shape.colons >= 5 { separator_pair(bytes, b':', |hex| hex == 2) } else { None };
+        let mac_hyphen = if shape.hyphens >= 5 { separator_pair(bytes, b'-', |hex| hex == 2) } else { None };
+        shape.mac_pair = match (mac_colon, mac_hyphen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        shape.scheme = (shape.colons > 0 && text.contains("://"))
+            || (shape.dots > 0 && (text.contains("www.") || text.contains("WWW.")));
+        shape
     }
 
-    fn satisfies(&self, needs: Needs) -> bool {
-        match needs {
-            Needs::Digit => self.digit,
-            Needs::At => self.at,
-            Needs::Scheme => self.scheme,
-            Needs::Separator => self.separator,
+    /// Returns the lowest offset at which a match of a separator pattern can start: a few hex
+    /// digits before its first separator pair, moved back to a character boundary.
+    fn start_before(text: &str, offset: Option<usize>, back: usize) -> usize {
+        let mut start = offset.unwrap_or(0).saturating_sub(back);
+        while !text.is_char_boundary(start) {
+            start -= 1;
         }
+        start
+    }
+
+    /// Returns the part of `text` that contains every match of a digit-anchored pattern: from two bytes
+    /// before the first digit (a `+`, `(` or passport letters) to three bytes after the last
+    /// one (an `X` or a `日`), widened to character boundaries.
+    fn digit_window(&self, text: &str) -> (usize, usize) {
+        let mut start = self.first_digit.saturating_sub(2);
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (self.last_digit + 4).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        (start, end)
     }
 }
 
 /// One recognizer: a pattern, its validation, a base score and its context words.
 struct Recognizer {
-    needs: Needs,
+    /// Whether a text of this shape can hold a match: a necessary condition of the pattern.
+    can_match: fn(&Shape) -> bool,
+    /// Every match starts at most two bytes before a digit and ends at most three bytes after
+    /// one, so only the text's digit window is searched.
+    digit_anchored: bool,
+    /// Lowest offset at which a match can start, for the patterns that are not digit-anchored.
+    earliest_start: fn(&Shape, &str) -> usize,
     entity: EntityType,
     pattern: Regex,
     /// Validation of the matched text (a check digit, a real address), when the format has one.
@@ -123,16 +251,30 @@ impl Default for Scanner {
 impl Scanner {
     /// Builds the scanner with every recognizer.
     pub fn new() -> Self {
-        let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context| Recognizer {
-            needs: match entity {
-                EntityType::EmailAddress => Needs::At,
-                EntityType::Url => Needs::Scheme,
-                EntityType::MacAddress => Needs::Separator,
-                EntityType::IpAddress if pattern.contains(':') => Needs::Separator,
-                _ => Needs::Digit,
+        let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context, can_match| Recognizer {
+            can_match,
+            // Patterns of letters (e-mail, URL, IBAN, USCC) and of colon-separated hex (IPv6,
+            // MAC) may start or end far from a digit; the others begin and end at one.
+            digit_anchored: !matches!(
+                entity,
+                EntityType::EmailAddress
+                    | EntityType::Url
+                    | EntityType::MacAddress
+                    | EntityType::IbanCode
+                    | EntityType::CnUscc
+            ) && !pattern.contains(':'),
+            earliest_start: match entity {
+                EntityType::IpAddress if pattern.contains(':') => {
+                    |s: &Shape, t: &str| Shape::start_before(t, s.hex_colon_pair, 4)
+                }
+                EntityType::MacAddress => |s: &Shape, t: &str| Shape::start_before(t, s.mac_pair, 2),
+                EntityType::IbanCode => |s: &Shape, _: &str| s.iban_prefix.unwrap_or(0),
+                _ => |_: &Shape, _: &str| 0,
             },
             entity,
-            pattern: Regex::new(pattern).expect("recognizer patterns are valid"),
+            // `\d` would match any Unicode digit; the validators and the shape count ASCII digits,
+            // which is what identifiers use once full-width digits are folded.
+            pattern: Regex::new(&pattern.replace(r"\d", "[0-9]")).expect("recognizer patterns are valid"),
             check,
             score,
             needs_context,
@@ -149,6 +291,7 @@ impl Scanner {
                 false,
                 true,
                 EMAIL_WORDS,
+                |s| s.at,
             ),
             recognizer(
                 Url,
@@ -158,8 +301,18 @@ impl Scanner {
                 false,
                 false,
                 URL_WORDS,
+                |s| s.scheme,
             ),
-            recognizer(IpAddress, r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", Some(ipv4), 0.6, false, true, NETWORK_WORDS),
+            recognizer(
+                IpAddress,
+                r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
+                Some(ipv4),
+                0.6,
+                false,
+                true,
+                NETWORK_WORDS,
+                |s| s.digits >= 4 && s.dots >= 3,
+            ),
             recognizer(
                 IpAddress,
                 r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}",
@@ -168,6 +321,7 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
+                |s| s.hex_colon_pair.is_some(),
             ),
             recognizer(
                 MacAddress,
@@ -177,13 +331,34 @@ impl Scanner {
                 false,
                 true,
                 NETWORK_WORDS,
+                |s| s.mac_pair.is_some(),
             ),
             // Mainland China mobile: 11 digits from 13-19, optionally after +86, grouped 3-4-4.
-            recognizer(PhoneNumber, r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}", None, 0.7, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}",
+                None,
+                0.7,
+                false,
+                true,
+                PHONE_WORDS,
+                |s| s.digits >= 11,
+            ),
             // Mainland China landline: area code 0XX or 0XXX, then 7 or 8 digits.
-            recognizer(PhoneNumber, r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{6,7}", None, 0.4, false, true, PHONE_WORDS),
+            recognizer(
+                PhoneNumber,
+                r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{6,7}",
+                None,
+                0.4,
+                false,
+                true,
+                PHONE_WORDS,
+                |s| s.digits >= 10,
+            ),
             // International E.164: + and 8 to 15 digits in all.
-            recognizer(PhoneNumber, r"\+[1-9](?:[ -]?\d){7,14}", Some(e164), 0.6, false, true, PHONE_WORDS),
+            recognizer(PhoneNumber, r"\+[1-9](?:[ -]?\d){7,14}", Some(e164), 0.6, false, true, PHONE_WORDS, |s| {
+                s.plus && s.digits >= 8
+            }),
             // North American numbering plan.
             recognizer(
                 PhoneNumber,
@@ -193,6 +368,7 @@ impl Scanner {
                 false,
                 true,
                 PHONE_WORDS,
+                |s| s.digits >= 10,
             ),
             // UK mobile 07xxx and London 020.
             recognizer(
@@ -203,8 +379,11 @@ impl Scanner {
                 false,
                 true,
                 PHONE_WORDS,
+                |s| s.digits >= 10,
             ),
-            recognizer(CreditCard, r"\d(?:[ -]?\d){12,18}", Some(card), 0.8, false, true, CARD_WORDS),
+            recognizer(CreditCard, r"\d(?:[ -]?\d){12,18}", Some(card), 0.8, false, true, CARD_WORDS, |s| {
+                s.digits >= 13
+            }),
             recognizer(
                 IbanCode,
                 r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?",
@@ -213,12 +392,30 @@ impl Scanner {
                 false,
                 true,
                 BANK_WORDS,
+                |s| s.iban_prefix.is_some(),
             ),
-            recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS),
-            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS),
-            recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS),
-            recognizer(CnUscc, r"[0-9A-HJ-NP-RTUWXY]{18}", Some(validate::cn_uscc), 0.85, false, true, USCC_WORDS),
-            recognizer(Passport, r"[A-Z]{1,2}\d{6,9}|\d{9}", None, 0.5, true, true, PASSPORT_WORDS),
+            recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS, |s| {
+                s.digits >= 9 && s.hyphens >= 2
+            }),
+            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS, |s| {
+                s.longest_digit_run >= 17
+            }),
+            recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS, |s| {
+                s.longest_digit_run >= 15
+            }),
+            recognizer(
+                CnUscc,
+                r"[0-9A-HJ-NP-RTUWXY]{18}",
+                Some(validate::cn_uscc),
+                0.85,
+                false,
+                true,
+                USCC_WORDS,
+                |s| s.longest_code_run >= 18,
+            ),
+            recognizer(Passport, r"[A-Z]{1,2}\d{6,9}|\d{9}", None, 0.5, true, true, PASSPORT_WORDS, |s| {
+                s.longest_digit_run >= 6
+            }),
             recognizer(
                 DateOfBirth,
                 r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日?|\d{1,2}/\d{1,2}/\d{4}",
@@ -227,6 +424,7 @@ impl Scanner {
                 true,
                 true,
                 BIRTH_WORDS,
+                |s| s.longest_digit_run >= 4 && s.digits >= 6,
             ),
         ];
         Self { recognizers }
@@ -238,11 +436,17 @@ impl Scanner {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let normalized = Normalized::new(text);
         let folded = normalized.text.as_ref();
-        let present = Present::of(folded);
+        let shape = Shape::of(folded);
         let mut candidates = Vec::new();
-        for recognizer in self.recognizers.iter().filter(|r| present.satisfies(r.needs)) {
-            let mut at = 0;
-            while let Some(found) = recognizer.pattern.find_at(folded, at) {
+        let window = shape.digit_window(folded);
+        for recognizer in self.recognizers.iter().filter(|r| (r.can_match)(&shape)) {
+            // Cutting the text after the window changes no match: every match ends inside it.
+            let (mut at, haystack) = if recognizer.digit_anchored {
+                (window.0, &folded[..window.1])
+            } else {
+                ((recognizer.earliest_start)(&shape, folded), folded)
+            };
+            while let Some(found) = recognizer.pattern.find_at(haystack, at) {
                 let start = found.start();
                 let matched = trim_url(recognizer.entity, found.as_str());
                 let end = start + matched.len();

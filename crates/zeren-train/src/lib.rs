@@ -32,8 +32,8 @@ mod train;
 pub use burn::tensor::Device;
 pub use model::{Activation, LayerWeights, Mlp, MlpConfig, MlpWeights, ProbedForward};
 pub use train::{
-    EpochRecord, LossKind, OptimizerKind, PrivateTraining, Rows, StopReason, TrainConfig, TrainingOutcome, fit, gather,
-    predict_probabilities,
+    EpochRecord, LossKind, OptimizerKind, PrivateTraining, Rows, StopReason, TrainConfig, TrainingOutcome, fit,
+    fit_from, gather, predict_probabilities,
 };
 
 /// Errors from training and inference.

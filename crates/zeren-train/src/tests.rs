@@ -170,3 +170,22 @@ fn huge_learning_rate_reports_divergence() {
     let result = fit(&model(vec![], Activation::Relu), &config, rows, empty(), &device::cpu(), &mut |_| {});
     assert!(matches!(result, Err(TrainError::Diverged { .. })), "{result:?}");
 }
+
+#[test]
+fn warm_start_continues_from_stored_weights() {
+    let (features, labels) = blobs(400, 5);
+    let rows = Rows { features: &features, labels: &labels, weights: None, width: 4 };
+    let short = TrainConfig { epochs: 1, ..config() };
+    let trained =
+        fit(&model(vec![8], Activation::Relu), &config(), rows, empty(), &device::cpu(), &mut |_| {}).unwrap();
+    let weights = trained.model.to_weights().unwrap();
+    let trained_loss = trained.history.last().unwrap().train_loss;
+
+    let cold = fit(&model(vec![8], Activation::Relu), &short, rows, empty(), &device::cpu(), &mut |_| {}).unwrap();
+    let warm = fit_from(&weights, &short, rows, empty(), &device::cpu(), &mut |_| {}).unwrap();
+    let warm_loss = warm.history[0].train_loss;
+    // One epoch from the trained weights stays near their loss; one from scratch does not.
+    assert!(warm_loss < cold.history[0].train_loss / 2.0, "warm {warm_loss}, cold {}", cold.history[0].train_loss);
+    assert!(warm_loss < trained_loss * 1.5, "warm {warm_loss}, trained {trained_loss}");
+    assert_eq!(warm.model.to_weights().unwrap().config, weights.config);
+}

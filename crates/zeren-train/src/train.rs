@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::dp::{Clipping, DpConfig, NoiseStream, noise_generator, noisy_gradients, parameter_count, poisson_sample};
-use crate::model::{Mlp, MlpConfig};
+use crate::model::{Mlp, MlpConfig, MlpWeights};
 
 /// Loss function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -215,6 +215,36 @@ pub fn fit(
     device: &Device,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<TrainingOutcome, TrainError> {
+    train_from(model_config, None, config, train, validation, device, on_epoch)
+}
+
+/// Trains like [`fit`], but starts from stored weights instead of seeded random ones (a warm
+/// start); the seed still sets the batch order.
+///
+/// # Errors
+///
+/// As [`fit`], and [`TrainError::InvalidWeights`] when the weights do not describe a valid
+/// network.
+pub fn fit_from(
+    initial: &MlpWeights,
+    config: &TrainConfig,
+    train: Rows<'_>,
+    validation: Rows<'_>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<TrainingOutcome, TrainError> {
+    train_from(&initial.config, Some(initial), config, train, validation, device, on_epoch)
+}
+
+fn train_from(
+    model_config: &MlpConfig,
+    initial: Option<&MlpWeights>,
+    config: &TrainConfig,
+    train: Rows<'_>,
+    validation: Rows<'_>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<TrainingOutcome, TrainError> {
     config.validate()?;
     model_config.validate()?;
     check_rows("training", train, model_config.inputs)?;
@@ -229,7 +259,10 @@ pub fn fit(
     }
 
     let device = device.clone().autodiff();
-    let mut model = Mlp::init(model_config, config.seed, &device);
+    let mut model = match initial {
+        Some(weights) => Mlp::from_weights(weights, &device)?,
+        None => Mlp::init(model_config, config.seed, &device),
+    };
     let mut optimizer = build_optimizer(config);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(0x5eed));
     let mut order: Vec<usize> = (0..train.len()).collect();

@@ -11,25 +11,30 @@ use zeren_data::builtin::load_builtin;
 use zeren_data::{ColumnKind, CsvOptions, PrepareOptions, PreparedData, Split, Table, default_missing_values, prepare};
 use zeren_fairness::audit::FeatureAudit;
 use zeren_fairness::audit::{AuditOptions, Predictions, SensitiveFeature, audit};
-use zeren_fairness::classification::evaluate;
+use zeren_fairness::classification::{evaluate, evaluate_predictions, roc_curve};
 use zeren_fairness::mitigation::reweighing_weights;
 use zeren_pii::columns::{ColumnOptions, ColumnReport, ColumnStats};
 use zeren_pii::operators::{Policy, Redactor};
 use zeren_pii::{EntityType, Scanner};
 use zeren_privacy::membership::{MembershipInference, loss_threshold_attack};
 use zeren_privacy::{Accountant, calibrate, epsilon};
+use zeren_train::device::DeviceKind;
 use zeren_train::dp::DpConfig;
 use zeren_train::{Device, Mlp, MlpConfig, PrivateTraining, Rows, TrainConfig, device, fit, predict_probabilities};
 
-use crate::artifacts::{self, FORMAT_VERSION, ModelFile, PreprocessingFile};
-use crate::cli::{MitigationMethod, PiiAction, TrainArgs};
+use sha2::{Digest, Sha256};
+
+use crate::artifacts::{self, FORMAT_VERSION, MitigationFile, ModelFile, PreprocessingFile};
+use crate::card;
+use crate::cli::{MitigationMethod, ModelKind, PiiAction, ThresholdSplit, TrainArgs};
+use crate::commands::mitigate::{self, Decisions, NetworkLearner, joint_groups};
 use crate::config::{default_delta, default_out, merge_config_file, parse_delimiter, with_defaults};
 use crate::error::CliError;
 use crate::manifest::{self, Resource, RunPredicate};
 use crate::progress::Progress;
 use crate::report::{
     ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport,
-    PrivacyReport, Report, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
+    PrivacyReport, Report, Reproduction, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
 };
 use crate::run_dir::RunDirectory;
 
@@ -58,7 +63,13 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let merged = merge_config_file(flags)?;
     // An explicit seed makes DP noise reproducible, and so predictable: record whether one was given.
     let seed_given = merged.seed.is_some();
+    if merged.model == Some(ModelKind::Logistic) && merged.hidden.as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(CliError::usage(
+            "--model logistic has no hidden layers; drop --hidden, or use --model mlp with --hidden",
+        ));
+    }
     let args = with_defaults(merged);
+    mitigate::check_flags(&args)?;
     let signing_key = args.signing_key.as_deref().map(manifest::read_signing_key).transpose()?;
     let mut source = load_source(&args)?;
     let pii = screen_pii(&mut source, &args)?;
@@ -167,24 +178,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
     let run_dir = RunDirectory::create(&out)?;
 
+    mitigate::check_data(&args, &data)?;
     let sample_weights = match args.mitigation {
         Some(MitigationMethod::Reweighing) => {
-            if data.sensitive.is_empty() {
-                return Err(CliError::usage("--mitigation needs --sensitive columns to balance"));
-            }
-            let joint: Vec<String> = (0..data.train.len())
-                .map(|row| data.train.groups.iter().map(|g| g[row].as_str()).collect::<Vec<_>>().join(", "))
-                .collect();
+            let joint = joint_groups(&data.train.groups, data.train.len());
             let weights: Vec<f32> =
                 reweighing_weights(&data.train.labels, &joint).into_iter().map(|w| w as f32).collect();
             Some(weights)
         }
-        None => {
-            if args.constraint.is_some() || args.tolerance.is_some() {
-                return Err(CliError::usage("--constraint and --tolerance need --mitigation"));
-            }
-            None
-        }
+        _ => None,
     };
     let train_rows = Rows { weights: sample_weights.as_deref(), ..rows(&data.train) };
 
@@ -199,33 +201,90 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     let score = |split: &Split| split_scores(&outcome.model, split, &device);
     let test_scores = score(&data.test)?;
     let train_scores = score(&data.train)?;
-    let train_metrics = evaluate(&data.train.labels, &train_scores, threshold);
-    let validation_metrics = (!data.validation.is_empty())
-        .then(|| Ok::<_, CliError>(evaluate(&data.validation.labels, &score(&data.validation)?, threshold)))
-        .transpose()?;
-    let test_metrics = evaluate(&data.test.labels, &test_scores, threshold);
+    let validation_scores = score(&data.validation)?;
 
-    let test_predictions: Vec<bool> = test_scores.iter().map(|&p| p >= threshold).collect();
+    // The classifier the run deploys: the model at the decision threshold, or the mitigation's
+    // randomised classifier on top of it.
+    let mitigated = match args.mitigation {
+        Some(MitigationMethod::Threshold) => {
+            let (fit_split, fit_scores) = match args.threshold_split.unwrap_or_default() {
+                ThresholdSplit::Validation => (&data.validation, &validation_scores),
+                ThresholdSplit::Train => (&data.train, &train_scores),
+            };
+            Some(mitigate::fit_thresholds(&args, &data.sensitive, fit_split, fit_scores)?)
+        }
+        Some(MitigationMethod::ExponentiatedGradient) => {
+            let epochs = mitigate::WARM_START_EPOCHS.min(train_config.epochs);
+            let learner = NetworkLearner::new(
+                outcome.model.to_weights()?,
+                &train_config,
+                epochs,
+                &data.train.features.values,
+                data.train.features.width,
+                &device,
+            );
+            Some(mitigate::reduce(&args, &data, learner, epochs)?)
+        }
+        Some(MitigationMethod::Reweighing) | None => None,
+    };
+    let decide = |split: &Split, scores: &[f64]| -> Result<Decisions, CliError> {
+        match &mitigated {
+            Some(mitigated) => mitigated.decide(split, scores, seed, &device),
+            None => Ok(Decisions::at_threshold(scores, threshold)),
+        }
+    };
+    let test_decisions = decide(&data.test, &test_scores)?;
+    if let Some(&first) = test_decisions.predictions.first()
+        && test_decisions.predictions.iter().all(|&p| p == first)
+    {
+        tracing::warn!(
+            "the model predicts every test row {}: its disparities are zero only because it decides nothing; \
+             with mitigation, small groups are a common cause (fewer sensitive columns or more data help)",
+            if first { "positive" } else { "negative" }
+        );
+    }
+    let train_decisions = decide(&data.train, &train_scores)?;
+    let evaluation = |split: &Split, decisions: &Decisions| {
+        evaluate_predictions(&split.labels, &decisions.predictions, &decisions.probabilities)
+    };
+    let train_metrics = evaluation(&data.train, &train_decisions);
+    let validation_metrics = (!data.validation.is_empty())
+        .then(|| Ok::<_, CliError>(evaluation(&data.validation, &decide(&data.validation, &validation_scores)?)))
+        .transpose()?;
+    let test_metrics = evaluation(&data.test, &test_decisions);
+
     let features = test_features(&data);
     let audit_options =
         AuditOptions { bootstrap_resamples: args.bootstrap.unwrap_or_default(), seed, ..AuditOptions::default() };
-    let predictions =
-        Predictions { y_true: &data.test.labels, y_pred: &test_predictions, scores: Some(&test_scores), weights: None };
+    let predictions = Predictions {
+        y_true: &data.test.labels,
+        y_pred: &test_decisions.predictions,
+        scores: Some(&test_decisions.probabilities),
+        weights: None,
+    };
     let fairness = if features.is_empty() { BTreeMap::new() } else { audit(predictions, &features, &audit_options)? };
 
     let mitigation = match args.mitigation {
         Some(method) => {
-            let baseline =
-                fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
-            let scores = split_scores(&baseline.model, &data.test, &device)?;
+            // Reweighing changed the training itself, so its baseline is trained again without
+            // weights; the other methods build on the unweighted model already trained.
+            let baseline_scores = if method == MitigationMethod::Reweighing {
+                let baseline =
+                    fit(&model_config, &train_config, rows(&data.train), rows(&data.validation), &device, &mut |_| {})?;
+                split_scores(&baseline.model, &data.test, &device)?
+            } else {
+                test_scores.clone()
+            };
             Some(MitigationReport {
                 method,
                 constraint: args.constraint.unwrap_or_default(),
                 tolerance: args.tolerance,
                 groups_from: data.sensitive.clone(),
                 measured_on: data.sensitive[0].clone(),
-                baseline: summarize(&data, &scores, threshold)?,
-                mitigated: summarize(&data, &test_scores, threshold)?,
+                baseline: summarize(&data, &Decisions::at_threshold(&baseline_scores, threshold))?,
+                mitigated: summarize(&data, &test_decisions)?,
+                threshold: mitigated.as_ref().and_then(|m| m.threshold_report()),
+                reduction: mitigated.as_ref().and_then(|m| m.reduction_report()),
             })
         }
         None => None,
@@ -250,6 +309,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
     };
 
     let weights = outcome.model.to_weights()?;
+    let config = resolved_config(&args, seed_given, &source)?;
+    let reproducible =
+        device_kind.is_deterministic() && dp_plan.as_ref().is_none_or(|plan| plan.config.noise_seed.is_some());
+    let reproduce = Reproduction {
+        command: "zeren train --config config.toml --out NEW_DIR".to_string(),
+        config_sha256: hex::encode(Sha256::digest(config.as_bytes())),
+        bit_identical: reproducible,
+        reason: reproduction_reason(device_kind, dp_plan.as_ref(), seed),
+    };
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         zeren_version: env!("CARGO_PKG_VERSION"),
@@ -260,11 +328,14 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             seed,
             device: device_kind.name().to_string(),
             // Secure DP noise comes from the operating system, so reruns differ.
-            reproducible: device_kind.is_deterministic()
-                && dp_plan.as_ref().is_none_or(|plan| plan.config.noise_seed.is_some()),
+            reproducible,
         },
         data: data_info(&source, &data, args.sensitive_as_features),
-        model: ModelInfo { architecture: "mlp", parameters: model_config.parameter_count(), config: model_config },
+        model: ModelInfo {
+            architecture: if model_config.hidden.is_empty() { "logistic" } else { "mlp" },
+            parameters: model_config.parameter_count(),
+            config: model_config,
+        },
         training: TrainingInfo {
             epochs_run: outcome.history.len(),
             best_epoch: outcome.best_epoch,
@@ -287,10 +358,15 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
         membership_inference,
         pii,
         mitigation,
+        card: args.card.clone().unwrap_or_default(),
+        roc_curves: roc_curves(&data, &test_scores),
+        reproduce,
     };
 
     report.run.seconds = started.elapsed().as_secs_f64();
-    write_run(&run_dir, &args, seed_given, &source, &data, &report, weights, &test_scores, threshold)?;
+    let mitigation_file = mitigated.map(|m| m.into_file(&data.sensitive, seed));
+    let artifacts = RunArtifacts { weights, mitigation: mitigation_file, test_decisions: &test_decisions };
+    write_run(&run_dir, &config, &source, &data, &report, artifacts, threshold)?;
     let predicate = RunPredicate {
         zeren_version: env!("CARGO_PKG_VERSION").to_string(),
         command: report.run.command.clone(),
@@ -322,13 +398,12 @@ fn test_features(data: &PreparedData) -> Vec<SensitiveFeature> {
         .collect()
 }
 
-/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one model.
-fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<ModelSummary, CliError> {
-    let evaluation = evaluate(&data.test.labels, scores, threshold);
-    let predictions: Vec<bool> = scores.iter().map(|&p| p >= threshold).collect();
+/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one classifier.
+fn summarize(data: &PreparedData, decisions: &Decisions) -> Result<ModelSummary, CliError> {
+    let evaluation = evaluate_predictions(&data.test.labels, &decisions.predictions, &decisions.probabilities);
     let feature = SensitiveFeature { name: data.sensitive[0].clone(), groups: data.test.groups[0].clone() };
     let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
-    let input = Predictions { y_true: &data.test.labels, y_pred: &predictions, scores: None, weights: None };
+    let input = Predictions { y_true: &data.test.labels, y_pred: &decisions.predictions, scores: None, weights: None };
     let audits = audit(input, &[feature], &options)?;
     let disparities = &audits[&data.sensitive[0]].between_groups;
     Ok(ModelSummary {
@@ -336,6 +411,7 @@ fn summarize(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<Mode
         roc_auc: evaluation.roc_auc,
         demographic_parity_difference: disparities.demographic_parity_difference,
         equalized_odds_difference: disparities.equalized_odds_difference,
+        equal_opportunity_difference: disparities.equal_opportunity_difference,
     })
 }
 
@@ -454,6 +530,8 @@ struct PrivatePlan {
     target_epsilon: f64,
     planned_steps: u64,
     accountant: Accountant,
+    /// Weaknesses of the settings, repeated in the report.
+    warnings: Vec<String>,
 }
 
 /// Calibrates the noise multiplier for `target_epsilon` over the planned steps of the run.
@@ -464,11 +542,14 @@ fn plan_private_training(
     noise_seed: Option<u64>,
 ) -> Result<PrivatePlan, CliError> {
     let delta = args.dp_delta.unwrap_or_else(|| default_delta(rows));
+    let mut warnings = Vec::new();
     if delta >= 1.0 / rows as f64 && delta < 1.0 {
-        tracing::warn!(
-            "--dp-delta {delta} is at least 1/N = {:.3e} for N = {rows} training rows; such a delta allows releasing a record outright, use a smaller one",
+        let warning = format!(
+            "delta {delta} is at least 1/N = {:.3e} for N = {rows} training rows: such a delta allows releasing a record outright; use a smaller --dp-delta",
             1.0 / rows as f64
         );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
     }
     let expected_batch_size = args.batch_size.unwrap_or_default().min(rows);
     let sample_rate = expected_batch_size as f64 / rows as f64;
@@ -491,7 +572,7 @@ fn plan_private_training(
         noise_seed,
     };
     config.validate()?;
-    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant })
+    Ok(PrivatePlan { config, delta, target_epsilon, planned_steps, accountant, warnings })
 }
 
 fn privacy_report(
@@ -533,7 +614,23 @@ fn privacy_report(
         normalization: "divided by the expected batch size, as in Opacus",
         guarantee,
         non_private_reference: reference,
+        epsilon_by_step: epsilon_by_step(plan, run),
+        warnings: plan.warnings.clone(),
     })
+}
+
+/// ε after evenly spaced step counts up to the steps run, for the card's chart. The PRV
+/// accountant costs a fraction of a second per point, so it gets fewer points than RDP.
+fn epsilon_by_step(plan: &PrivatePlan, run: &PrivateTraining) -> Vec<[f64; 2]> {
+    let points: u64 = if plan.accountant == Accountant::Rdp { 24 } else { 8 };
+    let count = points.min(run.steps);
+    (1..=count)
+        .map(|i| (i * run.steps).div_ceil(count))
+        .filter_map(|steps| {
+            let spent = epsilon(plan.accountant, run.sample_rate, run.noise_multiplier, steps, plan.delta).ok()?;
+            Some([steps as f64, spent.epsilon])
+        })
+        .collect()
 }
 
 /// Runs the loss-threshold attack with as many training rows (a seeded sample) as test rows.
@@ -686,36 +783,61 @@ fn data_info(source: &Source, data: &PreparedData, sensitive_as_features: bool) 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_run(
-    run_dir: &RunDirectory,
-    args: &TrainArgs,
-    seed_given: bool,
-    source: &Source,
-    data: &PreparedData,
-    report: &Report,
-    weights: zeren_train::MlpWeights,
-    test_scores: &[f64],
-    threshold: f64,
-) -> Result<(), CliError> {
-    let model = ModelFile { format_version: FORMAT_VERSION, weights };
-    run_dir.write(artifacts::MODEL_FILE, to_json(&model)?)?;
-    let preprocessing = PreprocessingFile {
-        format_version: FORMAT_VERSION,
-        csv: source.csv.clone(),
-        encoder: data.encoder.clone(),
-        label: data.label.clone(),
-        sensitive: data.sensitive.clone(),
-        decision_threshold: threshold,
-        pii_masked: if report.pii.action == PiiAction::Mask {
-            report.pii.columns.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect()
-        } else {
-            Vec::new()
-        },
-    };
-    run_dir.write(artifacts::PREPROCESSING_FILE, to_json(&preprocessing)?)?;
+/// Why a rerun is or is not expected to give bit-identical weights.
+fn reproduction_reason(device: DeviceKind, dp_plan: Option<&PrivatePlan>, seed: u64) -> String {
+    if !device.is_deterministic() {
+        format!(
+            "Training ran on {}, whose parallel floating-point sums are not in a fixed order, so reruns differ in the last bits.",
+            device.name()
+        )
+    } else if dp_plan.is_some_and(|plan| plan.config.noise_seed.is_none()) {
+        "The DP noise is drawn from the operating system's entropy, as the privacy guarantee requires, so every \
+         rerun draws new noise and gives different weights with the same guarantee."
+            .to_string()
+    } else {
+        format!(
+            "Training ran on the CPU with seed {seed}: weights, batch order, splits and bootstrap are seeded, and \
+             zeren's CPU training gives the same bits whatever the thread count."
+        )
+    }
+}
 
-    // Absolute data paths and the task of a built-in dataset make the file rerunnable from anywhere.
+/// ROC curves of the test split for every group of every sensitive column, thinned to at most
+/// `MAX_POINTS` points each and rounded to 5 decimals, which keeps report.json small.
+fn roc_curves(data: &PreparedData, scores: &[f64]) -> BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>> {
+    const MAX_POINTS: usize = 200;
+    let mut curves = BTreeMap::new();
+    for (column, groups) in data.sensitive.iter().zip(&data.test.groups) {
+        let mut rows_by_group: BTreeMap<&str, (Vec<bool>, Vec<f64>)> = BTreeMap::new();
+        for ((group, &label), &score) in groups.iter().zip(&data.test.labels).zip(scores) {
+            let entry = rows_by_group.entry(group.as_str()).or_default();
+            entry.0.push(label);
+            entry.1.push(score);
+        }
+        let mut by_group = BTreeMap::new();
+        for (group, (labels, group_scores)) in rows_by_group {
+            let curve = roc_curve(&labels, &group_scores);
+            if curve.is_empty() {
+                continue;
+            }
+            let stride = curve.len().div_ceil(MAX_POINTS);
+            let last = curve.len() - 1;
+            let points = curve
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % stride == 0 || *i == last)
+                .map(|(_, &(fpr, tpr))| [(fpr * 1e5).round() / 1e5, (tpr * 1e5).round() / 1e5])
+                .collect();
+            by_group.insert(group.to_string(), points);
+        }
+        curves.insert(column.clone(), by_group);
+    }
+    curves
+}
+
+/// The resolved configuration of a run as `config.toml` holds it: absolute data paths and the
+/// task of a built-in dataset make the file rerunnable from anywhere.
+fn resolved_config(args: &TrainArgs, seed_given: bool, source: &Source) -> Result<String, CliError> {
     let mut resolved = args.clone();
     resolved.config = None;
     resolved.out = None;
@@ -733,29 +855,78 @@ fn write_run(
     resolved.positive_label = Some(source.positive_label.clone());
     resolved.sensitive = Some(source.sensitive.clone());
     let config = toml::to_string(&resolved).map_err(|e| CliError::Failure(e.into()))?;
-    run_dir.write(artifacts::CONFIG_FILE, format!("# Resolved configuration of this run; rerun with `zeren train --config config.toml --out NEW_DIR`.\n{config}"))?;
+    Ok(format!(
+        "# Resolved configuration of this run; rerun with `zeren train --config config.toml --out NEW_DIR`.\n{config}"
+    ))
+}
 
-    run_dir.write(artifacts::TEST_PREDICTIONS, test_predictions_csv(data, test_scores, threshold)?)?;
+/// The model files of a run and the test predictions of the classifier it deploys.
+struct RunArtifacts<'a> {
+    weights: zeren_train::MlpWeights,
+    mitigation: Option<MitigationFile>,
+    test_decisions: &'a Decisions,
+}
 
-    run_dir.write(artifacts::REPORT_JSON, to_json(report)?)?;
+#[allow(clippy::too_many_arguments)]
+fn write_run(
+    run_dir: &RunDirectory,
+    config: &str,
+    source: &Source,
+    data: &PreparedData,
+    report: &Report,
+    artifacts: RunArtifacts<'_>,
+    threshold: f64,
+) -> Result<(), CliError> {
+    let model = ModelFile { format_version: FORMAT_VERSION, weights: artifacts.weights };
+    run_dir.write(artifacts::MODEL_FILE, to_json(&model)?)?;
+    if let Some(mitigation) = &artifacts.mitigation {
+        run_dir.write(artifacts::MITIGATION_FILE, to_json(mitigation)?)?;
+    }
+    let preprocessing = PreprocessingFile {
+        format_version: FORMAT_VERSION,
+        csv: source.csv.clone(),
+        encoder: data.encoder.clone(),
+        label: data.label.clone(),
+        sensitive: data.sensitive.clone(),
+        decision_threshold: threshold,
+        pii_masked: if report.pii.action == PiiAction::Mask {
+            report.pii.columns.iter().filter_map(|c| c.entity.map(|e| (c.column.clone(), e))).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    run_dir.write(artifacts::PREPROCESSING_FILE, to_json(&preprocessing)?)?;
+
+    run_dir.write(artifacts::CONFIG_FILE, config)?;
+
+    run_dir.write(artifacts::TEST_PREDICTIONS, test_predictions_csv(data, artifacts.test_decisions)?)?;
+
+    let json = to_json(report)?;
+    // Rendered from the JSON text, as `zeren report` does, so that both give the same page.
+    let html = card::parse_report(&json)
+        .and_then(|value| card::render_html(&value))
+        .map_err(|e| CliError::Failure(e.into()))?;
+    run_dir.write(artifacts::REPORT_JSON, json)?;
     run_dir.write(artifacts::REPORT_MARKDOWN, render_markdown(report))?;
+    run_dir.write(artifacts::REPORT_HTML, html)?;
     Ok(())
 }
 
-/// Test-split rows with sensitive groups, label, probability and prediction, so the audit can be
-/// repeated with another tool (for example Fairlearn).
-fn test_predictions_csv(data: &PreparedData, scores: &[f64], threshold: f64) -> Result<Vec<u8>, CliError> {
+/// Test-split rows with sensitive groups, label, probability of a positive prediction and the
+/// prediction, so the audit can be repeated with another tool (for example Fairlearn).
+fn test_predictions_csv(data: &PreparedData, decisions: &Decisions) -> Result<Vec<u8>, CliError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["row".to_string()];
     header.extend(data.sensitive.iter().cloned());
     header.extend([data.label.column.clone(), "probability".to_string(), "prediction".to_string()]);
     writer.write_record(&header).map_err(|e| CliError::Failure(e.into()))?;
-    for (row, &score) in scores.iter().enumerate() {
+    for (row, (&probability, &positive)) in decisions.probabilities.iter().zip(&decisions.predictions).enumerate() {
         let mut record = vec![(row + 1).to_string()];
         record.extend(data.test.groups.iter().map(|g| g[row].clone()));
         let label = if data.test.labels[row] { &data.label.positive } else { &data.label.negative };
-        let predicted = if score >= threshold { &data.label.positive } else { &data.label.negative };
-        record.extend([label.clone(), format!("{score:.6}"), predicted.clone()]);
+        let predicted = if positive { &data.label.positive } else { &data.label.negative };
+        // Adding 0.0 turns -0.0 into 0.0, so no "-0.000000" is written.
+        record.extend([label.clone(), format!("{:.6}", probability + 0.0), predicted.clone()]);
         writer.write_record(&record).map_err(|e| CliError::Failure(e.into()))?;
     }
     writer.into_inner().map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write test predictions: {e}")))

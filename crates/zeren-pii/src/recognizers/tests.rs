@@ -104,3 +104,21 @@ fn entity_names_follow_presidio() {
     assert_eq!(EntityType::from_name("PERSON"), Some(EntityType::Person));
     assert_eq!(EntityType::from_name("NRP"), None);
 }
+
+#[test]
+fn shape_windows_keep_matches_after_decoys() {
+    // Colons, hyphens, capitals and digits earlier in the line must not hide a later match.
+    let text = "Note: at 10:30 the well-made AB1 box-set, host fe80::1ff:fe23:4567:890a, \
+                mac 00-1a-2b-3c-4d-5e, iban GB82 WEST 1234 5698 7654 32, born 1990-01-02";
+    let result = entities(text);
+    assert!(result.contains(&(EntityType::IpAddress, "fe80::1ff:fe23:4567:890a")), "{result:?}");
+    assert!(result.contains(&(EntityType::MacAddress, "00-1a-2b-3c-4d-5e")), "{result:?}");
+    assert!(result.contains(&(EntityType::IbanCode, "GB82 WEST 1234 5698 7654 32")), "{result:?}");
+    assert!(result.contains(&(EntityType::DateOfBirth, "1990-01-02")), "{result:?}");
+}
+
+#[test]
+fn digits_of_other_scripts_are_not_identifiers() {
+    // Arabic-Indic digits are not folded, so they are not matched as ASCII identifiers are.
+    assert!(entities("call ١٣٨١٢٣٤٥٦٧٨ now").is_empty());
+}
