@@ -45,6 +45,9 @@ pub enum Command {
     /// Detect the watermark of generated text.
     #[command(subcommand)]
     Watermark(crate::commands::watermark::WatermarkCommand),
+    /// Train a small transformer language model, or generate labelled text from one.
+    #[command(subcommand)]
+    Lm(crate::commands::lm::LmCommand),
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,7 @@ fn main() {
         Command::Report(args) => commands::report::run(args),
         Command::Verify(args) => manifest::verify(&args.run, args.public_key.as_deref()),
         Command::Watermark(command) => commands::watermark::run(command),
+        Command::Lm(command) => commands::lm::run(command),
     };
     if let Err(error) = result {
         eprintln!("zeren: error: {error}");

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod compare;
 pub mod datasets;
+pub mod lm;
 pub mod mitigate;
 pub mod predict;
 pub mod privacy;

@@ -1,0 +1,206 @@
+//! End-to-end tests of `zeren lm train` and `zeren lm generate` on tiny models, run as a user
+//! would run them.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+fn zeren() -> Command {
+    Command::cargo_bin("zeren").unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Builds a short corpus of Chinese verse: three lines repeated 20 times.
+fn verse() -> String {
+    let lines = ["床前明月光，疑是地上霜。", "举头望明月，低头思故乡。", "春眠不觉晓，处处闻啼鸟。"];
+    (0..60).map(|i| format!("{}\n", lines[i % 3])).collect()
+}
+
+/// Trains a tiny model on `corpus` into `DIR/run` and returns the run directory.
+fn train_tiny(dir: &TempDir, corpus: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.path().join("run");
+    zeren()
+        .args(["lm", "train", "--corpus"])
+        .arg(corpus)
+        .args(["--out"])
+        .arg(&out)
+        .args(["--epochs", "2", "--steps-per-epoch", "15", "--batch-size", "8", "--warmup-steps", "5"])
+        .args(["--context-len", "16", "--d-model", "32", "--heads", "2", "--layers", "1", "--d-ff", "64", "--quiet"])
+        .args(extra)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bits per token"));
+    out
+}
+
+fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    fs::write(&path, contents).unwrap();
+    path
+}
+
+fn keygen(dir: &TempDir) -> PathBuf {
+    let key = dir.path().join("zeren.key");
+    zeren().args(["keygen", "--out"]).arg(&key).assert().success();
+    key
+}
+
+#[test]
+fn train_writes_run_directory() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &["--seed", "4"]);
+
+    for name in ["tokenizer.json", "model.safetensors", "config.json", "report.json", "manifest.json"] {
+        assert!(run.join(name).is_file(), "{name} is missing");
+    }
+    let report = read_json(&run.join("report.json"));
+    let bits = report["validation_bits_per_token"].as_f64().unwrap();
+    let loss = report["validation_loss"].as_f64().unwrap();
+    assert!((bits - loss / std::f64::consts::LN_2).abs() < 1e-9);
+    assert!((report["validation_perplexity"].as_f64().unwrap() - loss.exp()).abs() < 1e-9);
+    assert!(report["unigram_bits_per_token"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["epochs_run"], 2);
+    assert_eq!(report["steps"], 30);
+    // 29 distinct characters (line break included) and the unknown token.
+    assert_eq!(report["vocab_size"], 30);
+
+    let config = read_json(&run.join("config.json"));
+    assert_eq!(config["model"]["d_model"], 32);
+    assert_eq!(config["training"]["seed"], 4);
+    let manifest = fs::read_to_string(run.join("manifest.json")).unwrap();
+    let weights_digest = hex::encode(Sha256::digest(fs::read(run.join("model.safetensors")).unwrap()));
+    assert!(manifest.contains(&weights_digest), "the manifest does not list the weights' digest");
+}
+
+#[test]
+fn train_reads_gzip_corpus_bytewise() {
+    let dir = TempDir::new().unwrap();
+    let corpus = dir.path().join("verse.txt.gz");
+    let mut encoder = flate2::write::GzEncoder::new(fs::File::create(&corpus).unwrap(), flate2::Compression::fast());
+    encoder.write_all(verse().as_bytes()).unwrap();
+    encoder.finish().unwrap();
+
+    let run = train_tiny(&dir, &corpus, &["--tokenizer", "byte"]);
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["vocab_size"], 256);
+    assert_eq!(report["train_tokens"].as_u64().unwrap() + report["validation_tokens"].as_u64().unwrap(), 2220);
+}
+
+#[test]
+fn generate_watermarks_and_labels_text() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &[]);
+    let key = keygen(&dir);
+    let out = dir.path().join("poem.txt");
+
+    zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(&run)
+        .args(["--prompt", "床前", "--max-tokens", "200", "--temperature", "1.5", "--delta", "4", "--watermark-key"])
+        .arg(&key)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("【本文由人工智能生成】\n床前"), "{text}");
+    assert!(!text.contains('\u{FFFD}'), "the unknown token was generated: {text}");
+    let metadata = read_json(&dir.path().join("poem.txt.meta.json"));
+    let weights_digest = hex::encode(Sha256::digest(fs::read(run.join("model.safetensors")).unwrap()));
+    assert_eq!(metadata["model_sha256"], weights_digest.as_str());
+    assert_eq!(metadata["text_sha256"], hex::encode(Sha256::digest(text.as_bytes())).as_str());
+    assert_eq!(metadata["watermark"]["delta"], 4.0);
+    assert_eq!(metadata["watermark"]["gamma"], 0.25);
+    assert_eq!(metadata["label"], "【本文由人工智能生成】");
+
+    zeren()
+        .args(["watermark", "detect", "--key"])
+        .arg(&key)
+        .arg("--tokenizer")
+        .arg(&run)
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("poem.txt: watermarked"));
+}
+
+#[test]
+fn generate_without_key_is_unmarked_and_reproducible() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &[]);
+    let sample = |seed: &str| {
+        let output = zeren()
+            .args(["lm", "generate", "--model"])
+            .arg(&run)
+            .args(["--prompt", "举头", "--max-tokens", "40", "--no-label", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = sample("9");
+    assert!(first.starts_with("举头"), "{first}");
+    assert_eq!(first, sample("9"));
+    assert_ne!(first, sample("10"));
+
+    let out = dir.path().join("plain.txt");
+    zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(&run)
+        .args(["--prompt", "举头", "--label", "[generated]", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(fs::read_to_string(&out).unwrap().starts_with("[generated]\n举头"));
+    let metadata = read_json(&dir.path().join("plain.txt.meta.json"));
+    assert_eq!(metadata["watermark"], Value::Null);
+    assert_eq!(metadata["label"], "[generated]");
+}
+
+#[test]
+fn lm_rejects_invalid_flags() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &[]);
+    let taken = write(&dir, "taken.txt", "already here");
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--corpus", "missing.txt"], "file not found"),
+        (vec!["train", "--corpus", corpus.to_str().unwrap(), "--tokenizer", "byte", "--min-count", "2"], "--min-count"),
+        (vec!["train", "--corpus", corpus.to_str().unwrap(), "--heads", "3"], "multiple of the 3 attention heads"),
+        (vec!["train", "--corpus", corpus.to_str().unwrap(), "--validation-fraction", "1"], "--validation-fraction"),
+        (vec!["generate", "--model", "missing-run", "--prompt", "床"], "directory not found"),
+        (vec!["generate", "--model", run.to_str().unwrap(), "--prompt", ""], "--prompt is empty"),
+        (vec!["generate", "--model", run.to_str().unwrap(), "--prompt", "床", "--top-p", "0"], "top-p 0"),
+        (vec!["generate", "--model", run.to_str().unwrap(), "--prompt", "床", "--gamma", "0.5"], "--watermark-key"),
+        (vec!["generate", "--model", run.to_str().unwrap(), "--prompt", "床", "--no-label", "--label", "x"], "--label"),
+        (
+            vec!["generate", "--model", run.to_str().unwrap(), "--prompt", "床", "--out", taken.to_str().unwrap()],
+            "exists",
+        ),
+    ];
+    for (args, message) in cases {
+        zeren()
+            .current_dir(dir.path())
+            .arg("lm")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+    assert_eq!(fs::read_to_string(&taken).unwrap(), "already here");
+    assert!(!dir.path().join("taken.txt.meta.json").exists());
+}
