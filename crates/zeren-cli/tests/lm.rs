@@ -137,6 +137,52 @@ fn generate_watermarks_and_labels_text() {
 }
 
 #[test]
+fn signed_sidecar_verifies_only_unchanged_and_with_its_key() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &[]);
+    let key = keygen(&dir);
+    let out = dir.path().join("poem.txt");
+    zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(&run)
+        .args(["--prompt", "床前", "--max-tokens", "60", "--watermark-key"])
+        .arg(&key)
+        .arg("--signing-key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let signature = dir.path().join("poem.txt.meta.json.sig");
+    assert_eq!(fs::read_to_string(&signature).unwrap().trim().len(), 128, "a hex Ed25519 signature");
+
+    let detect = |key: &Path| {
+        let output = zeren()
+            .args(["watermark", "detect", "--json", "--key"])
+            .arg(key)
+            .arg("--tokenizer")
+            .arg(&run)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+        line["sidecar_signature"].as_str().unwrap().to_string()
+    };
+    assert_eq!(detect(&key), "valid");
+
+    let other_dir = TempDir::new().unwrap();
+    assert_eq!(detect(&keygen(&other_dir)), "invalid", "another key's holder cannot vouch for it");
+
+    let sidecar = dir.path().join("poem.txt.meta.json");
+    let edited = fs::read_to_string(&sidecar).unwrap().replace("\"zeren\"", "\"someone\"");
+    fs::write(&sidecar, edited).unwrap();
+    assert_eq!(detect(&key), "invalid", "a sidecar edited after signing fails");
+    fs::remove_file(&signature).unwrap();
+    assert_eq!(detect(&key), "unsigned");
+}
+
+#[test]
 fn generate_without_key_is_unmarked_and_reproducible() {
     let dir = TempDir::new().unwrap();
     let corpus = write(&dir, "verse.txt", &verse());

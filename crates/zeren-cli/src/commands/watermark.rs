@@ -65,6 +65,43 @@ struct FileReport<'a> {
     tokenizer_fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     window_scan: Option<&'a WindowScan>,
+    /// Whether FILE.meta.json carries a valid signature by the key: `valid`, `invalid`,
+    /// `unsigned`, or `no-sidecar`.
+    sidecar_signature: SidecarSignature,
+}
+
+/// State of the signature of a text's provenance sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SidecarSignature {
+    /// Signed by the key's owner, and unchanged since.
+    Valid,
+    /// The signature does not match: another key signed it, or the sidecar changed.
+    Invalid,
+    /// The sidecar has no signature file.
+    Unsigned,
+    /// The text has no sidecar.
+    NoSidecar,
+}
+
+/// Path of the signature of `text_file`'s provenance sidecar: `FILE.meta.json.sig`.
+pub fn signature_path(text_file: &Path) -> std::path::PathBuf {
+    let mut name = sidecar_path(text_file).into_os_string();
+    name.push(".sig");
+    name.into()
+}
+
+/// Checks the signature of `text_file`'s sidecar with the public half of `key`.
+fn sidecar_signature(text_file: &Path, key: &ed25519_dalek::SigningKey) -> SidecarSignature {
+    let Ok(sidecar) = std::fs::read(sidecar_path(text_file)) else { return SidecarSignature::NoSidecar };
+    let Ok(signature) = std::fs::read_to_string(signature_path(text_file)) else {
+        return SidecarSignature::Unsigned;
+    };
+    let valid = hex::decode(signature.trim())
+        .ok()
+        .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
+        .is_some_and(|signature| key.verifying_key().verify_strict(&sidecar, &signature).is_ok());
+    if valid { SidecarSignature::Valid } else { SidecarSignature::Invalid }
 }
 
 /// Runs `zeren watermark`.
@@ -114,8 +151,16 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
             None => None,
         };
 
+        let signature = sidecar_signature(path, &signing_key);
+        if signature == SidecarSignature::Invalid {
+            eprintln!(
+                "zeren: warning: {}: the signature does not match: another key signed the sidecar, or it changed after signing",
+                signature_path(path).display()
+            );
+        }
         if args.json {
             let report = FileReport {
+                sidecar_signature: signature,
                 file: path.display().to_string(),
                 watermarked: detection.is_watermarked(),
                 detection: &detection,
@@ -129,6 +174,13 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
             println!("{line}");
         } else {
             print_detection(path, &args.tokenizer, &detection, config.min_scored_tokens);
+            let provenance = match signature {
+                SidecarSignature::Valid => "signed by this key, unchanged",
+                SidecarSignature::Invalid => "signature INVALID",
+                SidecarSignature::Unsigned => "present, unsigned",
+                SidecarSignature::NoSidecar => "none",
+            };
+            println!("  provenance sidecar: {provenance}");
             if let Some(scan) = &window_scan {
                 print_window_scan(scan);
             }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use ed25519_dalek::Signer;
 use sha2::{Digest, Sha256};
 use zeren_train::Device;
 use zeren_train::device;
@@ -15,6 +16,7 @@ use zeren_watermark::{
 };
 
 use super::{LmGenerateArgs, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::commands::watermark::signature_path;
 use crate::error::CliError;
 use crate::manifest;
 use crate::run_dir::write_file_atomically;
@@ -37,9 +39,10 @@ pub(super) fn generate_text(args: LmGenerateArgs) -> Result<(), CliError> {
         ),
         None => None,
     };
-    // Check the outputs before the slow part, so a clash is reported at once.
+    // Check the outputs and the key before the slow part, so a mistake is reported at once.
+    let signing_key = args.signing_key.as_deref().map(manifest::read_signing_key).transpose()?;
     if let Some(out) = &args.out {
-        for path in [out.clone(), sidecar_path(out)] {
+        for path in [out.clone(), sidecar_path(out), signature_path(out)] {
             if path.exists() {
                 return Err(CliError::usage(format!(
                     "{}: file already exists; choose another --out or remove it",
@@ -111,9 +114,15 @@ pub(super) fn generate_text(args: LmGenerateArgs) -> Result<(), CliError> {
             let generator = Generator { name: "zeren".to_string(), version: env!("CARGO_PKG_VERSION").to_string() };
             let record = watermark.map(|(_, record)| record);
             let metadata = ContentMetadata::new(generator, model_sha256, &tokenizer, record, &text, label.as_ref());
+            let sidecar = metadata.to_json();
             write_file_atomically(out, text.as_bytes())?;
-            write_file_atomically(&sidecar_path(out), metadata.to_json().as_bytes())?;
+            write_file_atomically(&sidecar_path(out), sidecar.as_bytes())?;
             eprintln!("zeren: wrote {} and {}", out.display(), sidecar_path(out).display());
+            if let Some(key) = &signing_key {
+                let signature = hex::encode(key.sign(sidecar.as_bytes()).to_bytes());
+                write_file_atomically(&signature_path(out), format!("{signature}\n").as_bytes())?;
+                eprintln!("zeren: signed it in {}", signature_path(out).display());
+            }
         }
         None => {
             print!("{text}");
