@@ -150,9 +150,11 @@ pub struct Watermarker {
     cache: Mutex<GreenCache>,
 }
 
+/// Green lists by context, each as a bit set of the vocabulary: a vocabulary of 8,000 tokens
+/// takes 1 KB per context, so with h = 1 every context of such a vocabulary fits in the cache.
 #[derive(Default)]
 struct GreenCache {
-    lists: HashMap<Box<[u32]>, Arc<[u32]>>,
+    lists: HashMap<Box<[u32]>, Arc<[u64]>>,
     bytes: usize,
 }
 
@@ -233,16 +235,21 @@ impl Watermarker {
             return Ok(());
         }
 
-        let green = self.cached_green_tokens(window);
-        for &token in green.iter() {
-            if Some(token) != self.unknown_id {
-                logits[token as usize] += self.delta;
+        let green = self.cached_green_set(window);
+        for (word_index, &word) in green.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let token = word_index * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if Some(token as u32) != self.unknown_id {
+                    logits[token] += self.delta;
+                }
             }
         }
         Ok(())
     }
 
-    fn cached_green_tokens(&self, window: &[u32]) -> Arc<[u32]> {
+    fn cached_green_set(&self, window: &[u32]) -> Arc<[u64]> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(green) = cache.lists.get(window) {
@@ -251,8 +258,12 @@ impl Watermarker {
 
         let mut tokens = Vec::with_capacity((self.params.gamma * self.vocab_size as f64 * 1.1) as usize + 8);
         self.green.green_tokens_with(&self.green.seed(window), self.vocab_size, &mut tokens);
-        let green: Arc<[u32]> = tokens.into();
-        let entry_bytes = 4 * (green.len() + window.len()) + 64;
+        let mut set = vec![0u64; self.vocab_size.div_ceil(64)];
+        for token in tokens {
+            set[token as usize / 64] |= 1 << (token % 64);
+        }
+        let green: Arc<[u64]> = set.into();
+        let entry_bytes = 8 * green.len() + 4 * window.len() + 64;
         if cache.bytes + entry_bytes > CACHE_BYTES {
             cache.lists.clear();
             cache.bytes = 0;
