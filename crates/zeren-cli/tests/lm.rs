@@ -202,6 +202,19 @@ fn generate_without_key_is_unmarked_and_reproducible() {
     assert_eq!(first, sample("9"));
     assert_ne!(first, sample("10"));
 
+    // A watermark with delta 0 changes no logit, so the text equals the unwatermarked one.
+    let key = keygen(&dir);
+    let zero_delta = zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(&run)
+        .args(["--prompt", "举头", "--max-tokens", "40", "--no-label", "--seed", "9", "--delta", "0"])
+        .arg("--watermark-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(zero_delta.status.success());
+    assert_eq!(String::from_utf8(zero_delta.stdout).unwrap(), first);
+
     let out = dir.path().join("plain.txt");
     zeren()
         .args(["lm", "generate", "--model"])
