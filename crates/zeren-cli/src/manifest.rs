@@ -78,30 +78,48 @@ pub fn build(
     Ok((bytes, signature))
 }
 
-/// Reads a private key written by `zeren keygen`.
+/// Reads a private key written by `zeren keygen`, given with `--signing-key`.
 ///
 /// # Errors
 ///
-/// Returns a usage error when the file is missing, readable by others than its owner, or not an
-/// Ed25519 PKCS#8 PEM key.
+/// As [`read_private_key`].
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, CliError> {
-    let metadata = fs::metadata(path)
-        .map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    read_private_key(path, "--signing-key")
+}
+
+/// Reads a private key written by `zeren keygen`, given with the option `flag`.
+///
+/// # Errors
+///
+/// Returns a usage error naming `flag` when the file is missing, is a public key, is not an
+/// Ed25519 PKCS#8 PEM key, or is readable by others than its owner.
+pub fn read_private_key(path: &Path, flag: &str) -> Result<SigningKey, CliError> {
+    let shown = path.display();
+    let bytes = fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            CliError::usage(format!("{flag} {shown}: file not found; create a key pair with zeren keygen --out PATH"))
+        }
+        _ => CliError::usage(format!("{flag} {shown}: cannot read the key: {e}")),
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("BEGIN PUBLIC KEY") {
         return Err(CliError::usage(format!(
-            "{}: the signing key is readable by others (mode {mode:o}); restrict it with chmod 600",
-            path.display()
+            "{flag} {shown}: this is a public key; give the private key, the file without .pub that zeren keygen wrote"
         )));
     }
-    let text = fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("{}: cannot read the signing key: {e}", path.display())))?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+    let key = SigningKey::from_pkcs8_pem(&text).map_err(|_| {
         CliError::usage(format!(
-            "{}: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with zeren keygen",
-            path.display()
+            "{flag} {shown}: not an Ed25519 private key in PKCS#8 PEM; create one with zeren keygen --out PATH"
         ))
-    })
+    })?;
+    // Checked after the format, so that the advice fits the file: a private key others can read.
+    let mode = fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    if mode & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "{flag} {shown}: the private key is readable by others (mode {mode:o}); restrict it with chmod 600"
+        )));
+    }
+    Ok(key)
 }
 
 /// Runs `zeren keygen`: a new Ed25519 key pair from the operating system's generator.

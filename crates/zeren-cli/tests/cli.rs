@@ -1018,6 +1018,19 @@ fn keygen_and_keys_reject_bad_input() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not an Ed25519 private key"));
+    // A public key, or a missing file, is named as such rather than as a permission problem.
+    zeren()
+        .args(["train", "--dataset", "german", "--signing-key"])
+        .arg(dir.path().join("key.pub"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("this is a public key; give the private key"));
+    zeren()
+        .args(["train", "--dataset", "german", "--signing-key"])
+        .arg(dir.path().join("absent"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--signing-key").and(predicate::str::contains("file not found")));
     zeren().arg("verify").arg(dir.path()).assert().code(1).stderr(predicate::str::contains("no manifest.json"));
 }
 

@@ -170,6 +170,20 @@ fn signed_sidecar_verifies_only_unchanged_and_with_its_key() {
         line["sidecar_signature"].as_str().unwrap().to_string()
     };
     assert_eq!(detect(&key), "valid");
+    let edited_text = format!("{}\nadded later", fs::read_to_string(&out).unwrap());
+    let original_text = fs::read_to_string(&out).unwrap();
+    fs::write(&out, &edited_text).unwrap();
+    let output = zeren()
+        .args(["watermark", "detect", "--json", "--key"])
+        .arg(&key)
+        .arg("--tokenizer")
+        .arg(&run)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["text_matches_sidecar"], false, "an edited text no longer matches its signed record");
+    fs::write(&out, original_text).unwrap();
 
     let other_dir = TempDir::new().unwrap();
     assert_eq!(detect(&keygen(&other_dir)), "invalid", "another key's holder cannot vouch for it");

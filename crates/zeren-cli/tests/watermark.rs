@@ -274,7 +274,7 @@ fn detect_rejects_bad_input_with_clear_errors() {
     let binary_arg = binary.display().to_string();
     let missing_arg = setup.dir.path().join("missing.txt").display().to_string();
     let cases: [(Vec<&str>, i32, String); 9] = [
-        (vec![&garbage_arg, &run_dir, &text_arg], 2, format!("{garbage_arg}: not an Ed25519 private key")),
+        (vec![&garbage_arg, &run_dir, &text_arg], 2, format!("--key {garbage_arg}: not an Ed25519 private key")),
         (vec![&key_file, &no_tokenizer_arg, &text_arg], 2, format!("{no_tokenizer_arg}/tokenizer.json: not found")),
         (vec![&key_file, &bad_tokenizer_arg, &text_arg], 1, "not a zeren tokenizer file".to_string()),
         (vec![&key_file, &run_dir, &empty_arg], 1, format!("{empty_arg}: the file is empty")),

@@ -66,8 +66,11 @@ struct FileReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     window_scan: Option<&'a WindowScan>,
     /// Whether FILE.meta.json carries a valid signature by the key: `valid`, `invalid`,
-    /// `unsigned`, or `no-sidecar`.
+    /// `unsigned`, `unreadable`, or `no-sidecar`.
     sidecar_signature: SidecarSignature,
+    /// Whether the text's SHA-256 equals the one FILE.meta.json records; `null` without a
+    /// readable sidecar.
+    text_matches_sidecar: Option<bool>,
 }
 
 /// State of the signature of a text's provenance sidecar.
@@ -80,6 +83,8 @@ pub enum SidecarSignature {
     Invalid,
     /// The sidecar has no signature file.
     Unsigned,
+    /// The sidecar is not valid metadata, so it is ignored.
+    Unreadable,
     /// The text has no sidecar.
     NoSidecar,
 }
@@ -94,6 +99,9 @@ pub fn signature_path(text_file: &Path) -> std::path::PathBuf {
 /// Checks the signature of `text_file`'s sidecar with the public half of `key`.
 fn sidecar_signature(text_file: &Path, key: &ed25519_dalek::SigningKey) -> SidecarSignature {
     let Ok(sidecar) = std::fs::read(sidecar_path(text_file)) else { return SidecarSignature::NoSidecar };
+    if ContentMetadata::load(&sidecar_path(text_file)).is_err() {
+        return SidecarSignature::Unreadable;
+    }
     let Ok(signature) = std::fs::read_to_string(signature_path(text_file)) else {
         return SidecarSignature::Unsigned;
     };
@@ -129,7 +137,7 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
     };
     flag_params.validate().map_err(|e| CliError::usage(e.to_string()))?;
 
-    let signing_key = manifest::read_signing_key(&args.key)?;
+    let signing_key = manifest::read_private_key(&args.key, "--key")?;
     let key = WatermarkKey::derive(&signing_key.to_bytes())
         .map_err(|e| CliError::Failure(anyhow::anyhow!("{}: {e}", args.key.display())))?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
@@ -152,6 +160,7 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
         };
 
         let signature = sidecar_signature(path, &signing_key);
+        let text_matches_sidecar = ContentMetadata::load(&sidecar_path(path)).ok().map(|m| m.matches_text(text));
         if signature == SidecarSignature::Invalid {
             eprintln!(
                 "zeren: warning: {}: the signature does not match: another key signed the sidecar, or it changed after signing",
@@ -161,6 +170,7 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
         if args.json {
             let report = FileReport {
                 sidecar_signature: signature,
+                text_matches_sidecar,
                 file: path.display().to_string(),
                 watermarked: detection.is_watermarked(),
                 detection: &detection,
@@ -174,11 +184,14 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
             println!("{line}");
         } else {
             print_detection(path, &args.tokenizer, &detection, config.min_scored_tokens);
-            let provenance = match signature {
-                SidecarSignature::Valid => "signed by this key, unchanged",
-                SidecarSignature::Invalid => "signature INVALID",
-                SidecarSignature::Unsigned => "present, unsigned",
-                SidecarSignature::NoSidecar => "none",
+            let provenance = match (signature, text_matches_sidecar) {
+                (SidecarSignature::Valid, Some(true)) => "signed by this key; the text is unchanged",
+                (SidecarSignature::Valid, _) => "signed by this key, but the text CHANGED after it was written",
+                (SidecarSignature::Invalid, _) => "signature INVALID (another key, or the sidecar changed)",
+                (SidecarSignature::Unsigned, Some(false)) => "unsigned, and the text changed after it was written",
+                (SidecarSignature::Unsigned, _) => "present, unsigned",
+                (SidecarSignature::Unreadable, _) => "present but unreadable, ignored",
+                (SidecarSignature::NoSidecar, _) => "none",
             };
             println!("  provenance sidecar: {provenance}");
             if let Some(scan) = &window_scan {

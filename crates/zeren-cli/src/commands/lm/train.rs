@@ -205,22 +205,23 @@ fn read_corpus(path: &Path) -> Result<(String, Vec<u8>), CliError> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the corpus", path.display()))?;
     let decompressed = if path.extension().is_some_and(|e| e == "gz") {
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut text)
-            .with_context(|| format!("{}: not a valid gzip file", path.display()))?;
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut text).with_context(|| {
+            format!("{}: not a valid gzip file; decompress it or drop the .gz from its name", path.display())
+        })?;
         text
     } else {
         bytes.clone()
     };
+    // Bad content is a failure of the data (exit 1), as for every other input file.
     let text = String::from_utf8(decompressed).map_err(|e| {
-        CliError::usage(format!(
+        CliError::Failure(anyhow::anyhow!(
             "{}: not valid UTF-8 (invalid byte at offset {}); convert the corpus to UTF-8",
             path.display(),
             e.utf8_error().valid_up_to()
         ))
     })?;
     if text.chars().count() < 2 {
-        return Err(CliError::usage(format!(
+        return Err(CliError::Failure(anyhow::anyhow!(
             "{}: the corpus has fewer than 2 characters; give more text",
             path.display()
         )));
@@ -302,10 +303,12 @@ impl StepProgress {
                 }
             }
             LmProgress::Epoch(record) => {
-                let mut message = format!("train loss {:.3}", record.train_loss);
+                // Both losses in bits per token, so that they compare directly.
+                let mut message = format!("train {:.3}", record.train_loss / std::f64::consts::LN_2);
                 if let Some(bits) = record.validation_bits_per_token {
-                    message.push_str(&format!(", validation {bits:.3} bits per token"));
+                    message.push_str(&format!(", validation {bits:.3}"));
                 }
+                message.push_str(" bits per token");
                 if let Some(bar) = &self.bar {
                     bar.set_message(format!("(epoch {}: {message})", record.epoch));
                 } else if self.plain {
