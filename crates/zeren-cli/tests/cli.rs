@@ -1106,6 +1106,19 @@ fn compare_writes_csv_and_markdown() {
     assert!(lines[1].ends_with(",-,-"), "the plain run has no epsilon or mitigation: {}", lines[1]);
     assert!(!lines[2].contains(",-,-"), "the private run has an epsilon: {}", lines[2]);
     assert!(dir.path().join("table.md").is_file());
+
+    // With one of the two outputs taken, neither is written and nothing is printed.
+    let other = dir.path().join("other");
+    fs::write(dir.path().join("other.md"), "mine").unwrap();
+    zeren()
+        .current_dir(dir.path())
+        .args(["compare", "plain", "private", "--out"])
+        .arg(&other)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("other.md: file already exists"));
+    assert!(!dir.path().join("other.csv").exists(), "half of the pair was written");
     zeren()
         .args(["compare"])
         .arg(dir.path().join("nothing"))

@@ -37,6 +37,15 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
 
     let csv_path = PathBuf::from(format!("{}.csv", args.out.display()));
     let markdown_path = PathBuf::from(format!("{}.md", args.out.display()));
+    // Both outputs are checked first, so that a clash leaves neither file half of a pair.
+    for path in [&csv_path, &markdown_path] {
+        if path.exists() {
+            return Err(CliError::usage(format!(
+                "{}: file already exists; choose another --out or remove it",
+                path.display()
+            )));
+        }
+    }
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(HEADER).map_err(|e| CliError::Failure(e.into()))?;
     for row in &rows {
@@ -49,9 +58,9 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     for row in &rows {
         let _ = writeln!(markdown, "| {} |", row.join(" | "));
     }
-    print!("{markdown}");
     write_file_atomically(&csv_path, &csv_bytes)?;
     write_file_atomically(&markdown_path, markdown.as_bytes())?;
+    print!("{markdown}");
     eprintln!("zeren: wrote {} and {}", csv_path.display(), markdown_path.display());
     Ok(())
 }
