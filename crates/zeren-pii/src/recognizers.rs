@@ -439,7 +439,16 @@ impl Scanner {
         let shape = Shape::of(folded);
         let mut candidates = Vec::new();
         let window = shape.digit_window(folded);
+        // A recognizer that needs a context word finds nothing in a text without one, so its
+        // pattern is not run there. The lower-cased text is made once, and only when needed.
+        let mut lowered: Option<String> = None;
         for recognizer in self.recognizers.iter().filter(|r| (r.can_match)(&shape)) {
+            if recognizer.needs_context {
+                let lowered = lowered.get_or_insert_with(|| folded.to_lowercase());
+                if !recognizer.context.iter().any(|word| lowered.contains(word)) {
+                    continue;
+                }
+            }
             // Cutting the text after the window changes no match: every match ends inside it.
             let (mut at, haystack) = if recognizer.digit_anchored {
                 (window.0, &folded[..window.1])
@@ -497,6 +506,9 @@ fn has_context(text: &str, start: usize, words: &[&str]) -> bool {
 
 /// Keeps the best of overlapping findings: higher score first, then the longer span.
 fn resolve_overlaps(mut candidates: Vec<Finding>) -> Vec<Finding> {
+    if candidates.len() < 2 {
+        return candidates;
+    }
     candidates.sort_by(|a, b| {
         b.score.total_cmp(&a.score).then((b.end - b.start).cmp(&(a.end - a.start))).then(a.start.cmp(&b.start))
     });
