@@ -464,7 +464,21 @@ impl Scanner {
                 let rejected = (recognizer.bounded && !bounded(folded, start, end))
                     || recognizer.check.is_some_and(|valid| !valid(matched));
                 if rejected {
-                    at = start + folded[start..].chars().next().map_or(1, char::len_utf8);
+                    let glued_before = folded[..start].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
+                    at = if recognizer.bounded && glued_before {
+                        // Every start up to the end of this run of letters and digits is glued to the
+                        // character before it too, so the search resumes after the run's first
+                        // other character; from inside a long number this saves a search per digit.
+                        let run_end = folded[start..]
+                            .find(|c: char| !c.is_ascii_alphanumeric())
+                            .map_or(folded.len(), |offset| start + offset);
+                        run_end + folded[run_end..].chars().next().map_or(0, char::len_utf8)
+                    } else {
+                        start + folded[start..].chars().next().map_or(1, char::len_utf8)
+                    };
+                    if at > haystack.len() {
+                        break;
+                    }
                     continue;
                 }
                 at = end.max(start + 1);

@@ -122,3 +122,11 @@ fn digits_of_other_scripts_are_not_identifiers() {
     // Arabic-Indic digits are not folded, so they are not matched as ASCII identifiers are.
     assert!(entities("call ١٣٨١٢٣٤٥٦٧٨ now").is_empty());
 }
+
+#[test]
+fn glued_candidates_do_not_hide_the_next_number() {
+    // The first number touches a letter and the second an 18-digit run: neither is a phone
+    // number, and skipping past them must still find the real one after.
+    let result = entities("ref x13912345678 id 110105194912310021913812345678 tel 13712345678");
+    assert_eq!(result, vec![(EntityType::PhoneNumber, "13712345678")]);
+}
