@@ -6,10 +6,9 @@ use std::borrow::Cow;
 pub struct Normalized<'a> {
     /// The folded text: patterns run on it.
     pub text: Cow<'a, str>,
-    /// For each byte of `text`, the byte offset in the original of the character it came from;
-    /// `None` when `text` is the original unchanged.
-    offsets: Option<Vec<usize>>,
-    original_len: usize,
+    /// For each folded character, the offset in `text` just after it and the bytes removed by
+    /// folding up to there, in order. Empty when `text` is the original unchanged.
+    shifts: Vec<(usize, usize)>,
 }
 
 /// Maps a character to its ASCII form when Chinese and Japanese text commonly writes it full
@@ -27,36 +26,37 @@ fn fold(c: char) -> Option<char> {
 impl<'a> Normalized<'a> {
     /// Folds `text`; borrows it unchanged when nothing needs folding.
     pub fn new(text: &'a str) -> Self {
-        if text.is_ascii() || !text.chars().any(|c| fold(c).is_some()) {
-            return Self { text: Cow::Borrowed(text), offsets: None, original_len: text.len() };
-        }
+        let first = if text.is_ascii() { None } else { text.char_indices().find(|(_, c)| fold(*c).is_some()) };
+        let Some((first, _)) = first else {
+            return Self { text: Cow::Borrowed(text), shifts: Vec::new() };
+        };
         let mut folded = String::with_capacity(text.len());
-        let mut offsets = Vec::with_capacity(text.len());
-        for (offset, c) in text.char_indices() {
+        folded.push_str(&text[..first]);
+        let mut shifts = Vec::new();
+        let mut removed = 0;
+        for c in text[first..].chars() {
             match fold(c) {
                 Some(ascii) => {
                     folded.push(ascii);
-                    offsets.push(offset);
+                    removed += c.len_utf8() - 1;
+                    shifts.push((folded.len(), removed));
                 }
-                None => {
-                    folded.push(c);
-                    offsets.extend(offset..offset + c.len_utf8());
-                }
+                None => folded.push(c),
             }
         }
-        Self { text: Cow::Owned(folded), offsets: Some(offsets), original_len: text.len() }
+        Self { text: Cow::Owned(folded), shifts }
     }
 
-    /// Maps a byte span of the folded text to the byte span of the original it came from.
+    /// Maps a byte offset of the folded text back to the original text.
+    fn original(&self, offset: usize) -> usize {
+        // The last folded character that ends at or before `offset` gives the bytes removed so far.
+        let index = self.shifts.partition_point(|&(end, _)| end <= offset);
+        offset + if index == 0 { 0 } else { self.shifts[index - 1].1 }
+    }
+
+    /// Maps a byte span of the folded text back to the original text.
     pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
-        match &self.offsets {
-            None => (start, end),
-            Some(offsets) => {
-                let original_start = offsets[start];
-                let original_end = offsets.get(end).copied().unwrap_or(self.original_len);
-                (original_start, original_end)
-            }
-        }
+        (self.original(start), self.original(end))
     }
 }
 
@@ -80,5 +80,17 @@ mod tests {
         let end = start + "138-1234-5678".len();
         let (original_start, original_end) = normalized.original_span(start, end);
         assert_eq!(&text[original_start..original_end], "１３８－１２３４－５６７８");
+    }
+
+    #[test]
+    fn spans_map_back_around_and_between_folded_characters() {
+        let text = "a１b　c—d";
+        let normalized = Normalized::new(text);
+        assert_eq!(normalized.text, "a1b c-d");
+        for (start, end) in [(0, 1), (1, 2), (1, 3), (2, 4), (3, 7), (6, 7), (0, 7)] {
+            let (original_start, original_end) = normalized.original_span(start, end);
+            let expected: String = text[original_start..original_end].chars().map(|c| fold(c).unwrap_or(c)).collect();
+            assert_eq!(expected, &normalized.text[start..end], "span {start}..{end}");
+        }
     }
 }
