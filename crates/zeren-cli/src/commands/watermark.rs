@@ -195,6 +195,11 @@ fn detect(args: DetectArgs) -> Result<(), CliError> {
             };
             println!("  provenance sidecar: {provenance}");
             if let Some(scan) = &window_scan {
+                if !detection.is_watermarked() && !scan.spans.is_empty() {
+                    println!(
+                        "  the file as a whole does not test as watermarked, but it contains watermarked passages:"
+                    );
+                }
                 print_window_scan(scan);
             }
         }
