@@ -4,7 +4,7 @@
 //! Reporting"), as used by Google's Model Card Toolkit and Hugging Face: model details, intended
 //! use, training and evaluation data, metrics, fairness, privacy, ethical considerations and
 //! caveats. What a machine cannot know (owners, intended use, limitations) comes from the
-//! `[card]` table of the training config, and the card says so where it was left empty.
+//! `[card]` table of the training config, and the card states each field left empty.
 //!
 //! The card is rendered from the JSON text of the report, not from the in-memory report, so that
 //! `zeren train` and `zeren report` give byte-identical pages from the same `report.json`. The
@@ -321,6 +321,7 @@ fn header(page: &mut Page, report: &Value, name: &str) {
         )
     });
     page.line(format!("<p class=\"subtitle\">{overview}</p>"));
+
     let largest_gap = sensitive_audits(report)
         .filter_map(|(column, audit)| num(audit, "/demographic_parity_difference").map(|d| (column, d)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -337,6 +338,7 @@ fn header(page: &mut Page, report: &Value, name: &str) {
         tiles.push(("Largest demographic parity difference", format!("{gap:.3} ({column})")));
     }
     tiles.push(("PII screen", pii_summary(report)));
+
     page.line("<div class=\"tiles\">");
     for (label, value) in tiles {
         page.line(format!(
@@ -385,6 +387,7 @@ fn model_details(page: &mut Page, report: &Value, name: &str) {
             text(report, "/model/activation")
         )
     };
+
     let stop = match text(report, "/training/stop_reason/reason") {
         "max_epochs" => "the epoch budget".to_string(),
         "loss_threshold" => "the training loss threshold".to_string(),
@@ -402,6 +405,7 @@ fn model_details(page: &mut Page, report: &Value, name: &str) {
         num(report, "/training/seconds").unwrap_or(f64::NAN),
         text(report, "/run/device"),
     );
+
     page.line("<dl>");
     let mut row = |label: &str, value: String| {
         page.line(format!("<dt>{}</dt><dd>{}</dd>", escape(label), value));
@@ -414,6 +418,7 @@ fn model_details(page: &mut Page, report: &Value, name: &str) {
     row("License", at(report, "/card/license").as_str().map_or_else(|| "not stated".to_string(), escape));
     row("Software", format!("zeren {}", escape(text(report, "/zeren_version"))));
     page.line("</dl>");
+
     page.line("<h3>Owners</h3>");
     page.stated(&strings(report, "/card/owners"), "owners", "who answers for this model");
     let references = strings(report, "/card/references");
@@ -799,6 +804,7 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
         num(section, "/tolerance").map_or(String::new(), |t| format!(" with tolerance {t}")),
         escape(text(section, "/measured_on"))
     ));
+
     let models = ["baseline", "mitigated"];
     let rows: Vec<Vec<String>> = models
         .iter()
@@ -814,6 +820,7 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
         })
         .collect();
     page.table(&["model", "accuracy", "ROC AUC", "demographic parity difference", "equalized odds difference"], &rows);
+
     let disparity = match text(section, "/constraint") {
         "demographic-parity" => "demographic_parity_difference",
         "true-positive-rate-parity" => "equal_opportunity_difference",
@@ -948,6 +955,7 @@ fn considerations(page: &mut Page, report: &Value) {
     );
     page.line("<h3>Limitations</h3>");
     page.stated(&strings(report, "/card/limitations"), "limitations", "where the model is known to fall short");
+
     page.line("<h3>Caveats found in this run</h3>");
     let mut caveats = Vec::new();
     for (column, audit) in sensitive_audits(report) {
@@ -990,6 +998,7 @@ fn considerations(page: &mut Page, report: &Value) {
         caveats.push("The model was trained on columns that hold personal identifiers (--pii allow).".to_string());
     }
     caveats.extend(strings(report, "/data/warnings"));
+
     if caveats.is_empty() {
         page.line("<p>None found by the automatic checks (small groups, four-fifths rule, constant predictions, convergence, privacy settings, PII, data warnings).</p>");
     } else {

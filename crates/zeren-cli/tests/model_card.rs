@@ -88,7 +88,7 @@ fn expected_charts(report: &Value) -> Vec<String> {
     ids
 }
 
-/// The `<svg>` element with this id, up to its end tag.
+/// Returns the `<svg>` element with this id, up to its end tag.
 fn svg_element<'a>(html: &'a str, id: &str) -> Option<&'a str> {
     let start = html.find(&format!("<svg id=\"{id}\""))?;
     let end = html[start..].find("</svg>")?;
@@ -132,7 +132,7 @@ fn card_is_self_contained_and_complete() {
 }
 
 #[test]
-fn private_card_states_guarantee_and_non_private_card_says_none_applies() {
+fn card_states_privacy_guarantee_or_absence() {
     let dir = TempDir::new().unwrap();
     let private = fs::read_to_string(private_mitigated_run(&dir).join("report.html")).unwrap();
     let report = read_json(&dir.path().join("private/report.json"));
@@ -156,7 +156,7 @@ fn private_card_states_guarantee_and_non_private_card_says_none_applies() {
 }
 
 #[test]
-fn report_command_renders_the_same_card_and_keeps_the_run_verifiable() {
+fn report_command_rerenders_identical_card() {
     let dir = TempDir::new().unwrap();
     let run = pii_run(&dir);
     let original = fs::read(run.join("report.html")).unwrap();
@@ -336,7 +336,7 @@ fn chromium_renders_every_chart_without_console_errors() {
         let pages = bytes.windows(10).filter(|w| w == b"/Type /Pag" || w == b"/Type/Page").count();
         assert!(pages >= 2, "the printed card has {pages} pages");
 
-        // The document as the browser built it holds every chart with its drawing.
+        // The document as the browser built it contains every chart with its drawing.
         let dom = Process::new(&browser)
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
             .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])

@@ -44,7 +44,7 @@ struct Shape {
     mac_pair: Option<usize>,
 }
 
-/// Byte classes of [`Shape::of`], as bits; prose bytes (lower-case letters, spaces, the bytes
+/// Byte classes of [`Shape::of`], as bits. Prose bytes (lower-case letters, spaces, the bytes
 /// of Chinese characters) have none, so the loop passes over them on its cheapest path.
 const DIGIT: u8 = 1;
 const UPPER: u8 = 2;
@@ -161,9 +161,9 @@ impl Shape {
         start
     }
 
-    /// Returns the part of `text` that contains every match of a digit-anchored pattern: from two bytes
-    /// before the first digit (a `+`, `(` or passport letters) to three bytes after the last
-    /// one (an `X` or a `日`), widened to character boundaries.
+    /// Returns the part of `text` that contains every match of a digit-anchored pattern. It runs
+    /// from two bytes before the first digit (a `+`, `(` or passport letters) to three bytes
+    /// after the last one (an `X` or a `日`), widened to character boundaries.
     fn digit_window(&self, text: &str) -> (usize, usize) {
         let mut start = self.first_digit.saturating_sub(2);
         while !text.is_char_boundary(start) {
@@ -254,7 +254,7 @@ impl Scanner {
         let recognizer = |entity, pattern: &str, check, score, needs_context, bounded, context, can_match| Recognizer {
             can_match,
             // Patterns of letters (e-mail, URL, IBAN, USCC) and of colon-separated hex (IPv6,
-            // MAC) may start or end far from a digit; the others begin and end at one.
+            // MAC) may start or end far from a digit. The others begin and end at one.
             digit_anchored: !matches!(
                 entity,
                 EntityType::EmailAddress
@@ -468,7 +468,7 @@ impl Scanner {
                     at = if recognizer.bounded && glued_before {
                         // Every start up to the end of this run of letters and digits is glued to the
                         // character before it too, so the search resumes after the run's first
-                        // other character; from inside a long number this saves a search per digit.
+                        // other character. Inside a long number, this saves one search per digit.
                         let run_end = folded[start..]
                             .find(|c: char| !c.is_ascii_alphanumeric())
                             .map_or(folded.len(), |offset| start + offset);
