@@ -103,7 +103,7 @@ fn value_range(values: impl Iterator<Item = f64>, floor_at_zero: bool) -> Range<
     padded(low..high + (high - low) * 0.05)
 }
 
-/// How a line chart lays out its axes.
+/// Axis layout of a line chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Axes {
     /// Both axes span [0, 1], with the chance diagonal (ROC curves).
@@ -355,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn grouped_bars_escape_group_names_and_skip_missing_values() {
+    fn grouped_bars_escape_names_skip_nan() {
         let groups = vec![
             BarGroup {
                 name: "<b>女</b>".into(),

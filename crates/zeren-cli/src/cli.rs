@@ -377,8 +377,8 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
-    /// What the model card says that a machine cannot know: owners, intended use, limitations.
-    /// Only in the config file, as a `[card]` table; kept last because TOML writes tables last.
+    /// Model-card facts a machine cannot know: owners, intended use, limitations.
+    /// Only in the config file, as a `[card]` table. It is the last field because TOML writes tables last.
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<crate::card::CardInfo>,

@@ -41,7 +41,7 @@ pub struct Report {
     pub pii: PiiReport,
     /// The mitigated model beside its unmitigated baseline; `null` without `--mitigation`.
     pub mitigation: Option<MitigationReport>,
-    /// What the config's `[card]` table says about the model; empty fields are left out.
+    /// Model-card fields from the config's `[card]` table. Empty fields are left out.
     pub card: CardInfo,
     /// ROC curves of the test split by sensitive column and group, as `[fpr, tpr]` points.
     pub roc_curves: BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>>,
@@ -446,7 +446,7 @@ pub fn render_markdown(report: &Report) -> String {
     out
 }
 
-/// The model-card fields people gave in the config, and how to rerun the training.
+/// Renders the model-card fields from the config, and how to rerun the training.
 fn render_card(out: &mut String, report: &Report) {
     let card = &report.card;
     let _ = writeln!(out, "\n## Use and responsibility\n");

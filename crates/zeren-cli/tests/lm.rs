@@ -137,7 +137,7 @@ fn generate_watermarks_and_labels_text() {
 }
 
 #[test]
-fn signed_sidecar_verifies_only_unchanged_and_with_its_key() {
+fn signed_sidecar_verifies_with_own_key() {
     let dir = TempDir::new().unwrap();
     let corpus = write(&dir, "verse.txt", &verse());
     let run = train_tiny(&dir, &corpus, &[]);

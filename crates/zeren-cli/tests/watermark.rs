@@ -201,7 +201,7 @@ fn detect_window_finds_inserted_passage() {
     assert_eq!(text[..bytes_start].chars().count(), start);
 
     // At a false-positive rate so strict that the diluted whole file does not pass, the printed
-    // report says that the file nevertheless contains a watermarked passage.
+    // report states that the file nevertheless contains a watermarked passage.
     let printed = setup.detect(&["--fpr", "1e-12", "--window", "100"], &[&mixed]).success().get_output().stdout.clone();
     let printed = String::from_utf8(printed).unwrap();
     assert!(printed.contains("not watermarked"), "{printed}");

@@ -23,7 +23,7 @@ const CONTEXT_BOOST: f64 = 0.35;
 struct Shape {
     digits: usize,
     longest_digit_run: usize,
-    /// Longest run of ASCII digits and capital letters (USCC).
+    /// Maximum length of a run of ASCII digits and capital letters (USCC).
     longest_code_run: usize,
     dots: usize,
     colons: usize,

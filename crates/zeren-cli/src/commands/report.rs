@@ -83,7 +83,7 @@ fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Whether the run's manifest lists `report.html` with a digest other than that of `contents`.
+/// Checks whether the run's manifest lists `report.html` with a digest other than that of `contents`.
 fn listed_with_other_digest(run: &Path, contents: &[u8]) -> bool {
     let Ok(bytes) = std::fs::read(run.join(MANIFEST)) else { return false };
     let Ok(statement) = serde_json::from_slice::<Statement>(&bytes) else { return false };

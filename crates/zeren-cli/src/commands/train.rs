@@ -783,7 +783,7 @@ fn data_info(source: &Source, data: &PreparedData, sensitive_as_features: bool) 
     }
 }
 
-/// Why a rerun is or is not expected to give bit-identical weights.
+/// Explains why a rerun is or is not expected to give bit-identical weights.
 fn reproduction_reason(device: DeviceKind, dp_plan: Option<&PrivatePlan>, seed: u64) -> String {
     if !device.is_deterministic() {
         format!(
@@ -835,8 +835,8 @@ fn roc_curves(data: &PreparedData, scores: &[f64]) -> BTreeMap<String, BTreeMap<
     curves
 }
 
-/// The resolved configuration of a run as `config.toml` holds it: absolute data paths and the
-/// task of a built-in dataset make the file rerunnable from anywhere.
+/// Serialises the resolved configuration of a run for `config.toml`. Absolute data paths and
+/// the task of a built-in dataset make the file rerunnable from anywhere.
 fn resolved_config(args: &TrainArgs, seed_given: bool, source: &Source) -> Result<String, CliError> {
     let mut resolved = args.clone();
     resolved.config = None;
