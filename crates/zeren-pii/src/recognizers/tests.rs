@@ -130,3 +130,59 @@ fn glued_candidates_do_not_hide_the_next_number() {
     let result = entities("ref x13912345678 id 110105194912310021913812345678 tel 13712345678");
     assert_eq!(result, vec![(EntityType::PhoneNumber, "13712345678")]);
 }
+
+#[test]
+fn ipv6_full_and_compressed_not_mac() {
+    assert_eq!(
+        entities("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up"),
+        vec![(EntityType::IpAddress, "2001:0db8:85a3:0000:0000:8a2e:0370:7334")]
+    );
+    assert_eq!(
+        entities("服务器地址fe80::1ff:fe23:4567:890a。"),
+        vec![(EntityType::IpAddress, "fe80::1ff:fe23:4567:890a")]
+    );
+    assert_eq!(entities("MAC 00:1a:2b:3c:4d:5e"), vec![(EntityType::MacAddress, "00:1a:2b:3c:4d:5e")]);
+}
+
+#[test]
+fn context_words_match_in_any_ascii_case() {
+    let lower = found("phone 020 7946 0018");
+    let upper = found("PHONE 020 7946 0018");
+    assert_eq!(lower.len(), 1);
+    assert_eq!(upper, lower);
+    assert!(upper[0].2 > 0.7, "an upper-case context word should raise the score: {}", upper[0].2);
+}
+
+/// Text around every kind of identifier, with the near misses that make patterns backtrack.
+const PATTERN_PROBES: &[&str] = &[
+    "call +86 139-1234-5678 or (010) 6552-9988, +1 (212) 555-0147, 212.555.0147, +44 7700 900123",
+    "020 7946 0018 and 07700900123; id 11010519491231002X, old 110105491231002, 123-45-6789",
+    "card 6217 0000 1234 5678 907 / 4111-1111-1111-1111; USCC 91350100M000100Y43, 91110101GG761TJJD8",
+    "dates 1990-01-02, 1990年1月2日, 02/01/1990; passport E12345678, G1234567; ip 10.142.215.211",
+    "1234567890123456789012345 12 345 6789 0123 4567 +8613912345678x 9913912345678 1.2.3.4.5",
+    "电话：138-1234-5678。编号110105194912310021，卡号6222021234567890123。",
+];
+
+#[test]
+fn dense_dfas_find_what_the_general_engine_finds() {
+    let scanner = Scanner::new();
+    // IPv4, the five phone formats, SSN, both resident ID forms, USCC and passport. The date
+    // pattern contains Chinese characters.
+    assert_eq!(scanner.recognizers.iter().filter(|r| r.pattern.dense.is_some()).count(), 11);
+    let mut compared = 0;
+    for recognizer in scanner.recognizers.iter().filter(|r| r.pattern.dense.is_some()) {
+        for text in PATTERN_PROBES {
+            for at in (0..=text.len()).filter(|&at| text.is_char_boundary(at)) {
+                let general = recognizer.pattern.general.find_at(text, at).map(|m| (m.start(), m.end()));
+                assert_eq!(
+                    recognizer.pattern.find_at(text, at),
+                    general,
+                    "{} in {text:?} from {at}",
+                    recognizer.pattern.general.as_str()
+                );
+                compared += usize::from(general.is_some());
+            }
+        }
+    }
+    assert!(compared > 100, "the probes should hold matches of the dense patterns: {compared}");
+}
