@@ -26,25 +26,29 @@ fn fold(c: char) -> Option<char> {
 impl<'a> Normalized<'a> {
     /// Folds `text`; borrows it unchanged when nothing needs folding.
     pub fn new(text: &'a str) -> Self {
-        let first = if text.is_ascii() { None } else { text.char_indices().find(|(_, c)| fold(*c).is_some()) };
-        let Some((first, _)) = first else {
-            return Self { text: Cow::Borrowed(text), shifts: Vec::new() };
-        };
-        let mut folded = String::with_capacity(text.len());
-        folded.push_str(&text[..first]);
+        // Every character that folds is three bytes long in UTF-8 and starts with 0xE2, 0xE3 or
+        // 0xEF, so only those lead bytes are decoded. Chinese characters (0xE4 to 0xE9) are not.
+        let mut folded: Option<String> = None;
         let mut shifts = Vec::new();
-        let mut removed = 0;
-        for c in text[first..].chars() {
-            match fold(c) {
-                Some(ascii) => {
-                    folded.push(ascii);
-                    removed += c.len_utf8() - 1;
-                    shifts.push((folded.len(), removed));
-                }
-                None => folded.push(c),
+        let (mut copied, mut removed) = (0, 0);
+        for lead in memchr::memchr3_iter(0xE2, 0xE3, 0xEF, text.as_bytes()) {
+            let Some(ascii) = text[lead..].chars().next().and_then(fold) else {
+                continue;
+            };
+            let out = folded.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..lead]);
+            out.push(ascii);
+            removed += 2;
+            shifts.push((out.len(), removed));
+            copied = lead + 3;
+        }
+        match folded {
+            None => Self { text: Cow::Borrowed(text), shifts },
+            Some(mut out) => {
+                out.push_str(&text[copied..]);
+                Self { text: Cow::Owned(out), shifts }
             }
         }
-        Self { text: Cow::Owned(folded), shifts }
     }
 
     /// Maps a byte offset of the folded text back to the original text.
@@ -63,6 +67,18 @@ impl<'a> Normalized<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_characters_share_three_lead_bytes() {
+        for code in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if fold(code).is_some() {
+                let mut buffer = [0; 4];
+                let encoded = code.encode_utf8(&mut buffer).as_bytes();
+                assert_eq!(encoded.len(), 3, "{code:?}");
+                assert!([0xE2, 0xE3, 0xEF].contains(&encoded[0]), "{code:?}");
+            }
+        }
+    }
 
     #[test]
     fn ascii_text_is_borrowed() {
