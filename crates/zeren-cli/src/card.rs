@@ -821,6 +821,35 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
         .collect();
     page.table(&["model", "accuracy", "ROC AUC", "demographic parity difference", "equalized odds difference"], &rows);
 
+    // With several sensitive columns the mitigation acts on their joint groups, which does not
+    // bound the disparity on each column alone, so each is shown.
+    let by_groups = section.pointer("/by_groups").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    if by_groups.len() > 1 {
+        let change = |entry: &Value, measure: &str| {
+            format!(
+                "{} → {}",
+                fixed(num(entry, &format!("/baseline/{measure}"))),
+                fixed(num(entry, &format!("/mitigated/{measure}")))
+            )
+        };
+        let rows: Vec<Vec<String>> = by_groups
+            .iter()
+            .map(|entry| {
+                vec![
+                    text(entry, "/groups").to_string(),
+                    change(entry, "demographic_parity_difference"),
+                    change(entry, "equalized_odds_difference"),
+                    change(entry, "equal_opportunity_difference"),
+                ]
+            })
+            .collect();
+        page.line("<p>Disparities by sensitive column and on the joint groups, baseline → mitigated:</p>");
+        page.table(
+            &["groups", "demographic parity difference", "equalized odds difference", "equal opportunity difference"],
+            &rows,
+        );
+    }
+
     let disparity = match text(section, "/constraint") {
         "demographic-parity" => "demographic_parity_difference",
         "true-positive-rate-parity" => "equal_opportunity_difference",

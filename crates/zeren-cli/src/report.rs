@@ -70,7 +70,8 @@ pub struct MitigationReport {
     pub tolerance: Option<f64>,
     /// Sensitive columns whose joint groups the mitigation acts on.
     pub groups_from: Vec<String>,
-    /// The sensitive column the disparities below are measured on (the first one).
+    /// The groups the disparities of `baseline` and `mitigated` are measured on: those the
+    /// mitigation acts on, so with several sensitive columns their joint groups (`a & b`).
     pub measured_on: String,
     /// The unmitigated model with the same seed, at the decision threshold.
     pub baseline: ModelSummary,
@@ -80,6 +81,9 @@ pub struct MitigationReport {
     pub threshold: Option<ThresholdReport>,
     /// The course of the reduction, for `--mitigation exponentiated-gradient`.
     pub reduction: Option<ReductionReport>,
+    /// Disparities of both models on each sensitive column alone and, with several, on their
+    /// joint groups: mitigating the joint groups does not bound each column's disparity.
+    pub by_groups: Vec<GroupDisparities>,
 }
 
 /// Test-split accuracy and disparities of one classifier.
@@ -87,10 +91,26 @@ pub struct MitigationReport {
 pub struct ModelSummary {
     pub accuracy: f64,
     pub roc_auc: f64,
+    #[serde(flatten)]
+    pub disparities: Disparities,
+}
+
+/// Fairlearn's between-group differences of one classifier on the test split.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disparities {
     pub demographic_parity_difference: f64,
     pub equalized_odds_difference: f64,
     /// Difference in true positive rates, the measure of true-positive-rate parity.
     pub equal_opportunity_difference: f64,
+}
+
+/// Disparities of the baseline and the mitigated model on one partition into groups.
+#[derive(Debug, Serialize)]
+pub struct GroupDisparities {
+    /// A sensitive column, or several joined by ` & ` for their joint groups.
+    pub groups: String,
+    pub baseline: Disparities,
+    pub mitigated: Disparities,
 }
 
 /// Group thresholds fitted on one split's scores.
@@ -509,10 +529,32 @@ fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64)
             "| {name} | {} | {} | {} | {} | {} |",
             number(summary.accuracy),
             number(summary.roc_auc),
-            number(summary.demographic_parity_difference),
-            number(summary.equalized_odds_difference),
-            number(summary.equal_opportunity_difference)
+            number(summary.disparities.demographic_parity_difference),
+            number(summary.disparities.equalized_odds_difference),
+            number(summary.disparities.equal_opportunity_difference)
         );
+    }
+    if mitigation.by_groups.len() > 1 {
+        let _ = writeln!(out, "\nDisparities by sensitive column and on the joint groups, baseline → mitigated:\n");
+        let _ = writeln!(
+            out,
+            "| groups | demographic parity difference | equalized odds difference | equal opportunity difference |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|");
+        for entry in &mitigation.by_groups {
+            let (before, after) = (&entry.baseline, &entry.mitigated);
+            let _ = writeln!(
+                out,
+                "| {} | {} → {} | {} → {} | {} → {} |",
+                entry.groups,
+                number(before.demographic_parity_difference),
+                number(after.demographic_parity_difference),
+                number(before.equalized_odds_difference),
+                number(after.equalized_odds_difference),
+                number(before.equal_opportunity_difference),
+                number(after.equal_opportunity_difference)
+            );
+        }
     }
     if let Some(threshold) = &mitigation.threshold {
         let split = match threshold.fitted_on {

@@ -94,6 +94,61 @@ fn threshold_run_meets_parity_and_saves_rules() {
 }
 
 #[test]
+fn two_sensitive_columns_reported_each_and_joint() {
+    // A second sensitive column, 城市, cuts across 性别: rows alternate 男, 女 and every third
+    // row is 南, so the joint groups are four.
+    let dir = TempDir::new().unwrap();
+    let text: String = biased_csv(600)
+        .lines()
+        .enumerate()
+        .map(|(index, line)| match index {
+            0 => format!("{line},城市\n"),
+            row => format!("{line},{}\n", if row % 3 == 0 { "南" } else { "北" }),
+        })
+        .collect();
+    let data = write(&dir, "d.csv", &text);
+    let run = dir.path().join("run");
+    zeren()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--target", "y", "--positive-label", "yes", "--sensitive", "性别,城市", "--epochs", "5"])
+        .args(["--learning-rate", "0.05", "--bootstrap", "0", "--quiet", "--mitigation", "threshold", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+
+    let report = read_json(&run.join("report.json"));
+    let mitigation = &report["mitigation"];
+    assert_eq!(mitigation["measured_on"], "性别 & 城市");
+    let by_groups = mitigation["by_groups"].as_array().unwrap();
+    let names: Vec<&str> = by_groups.iter().map(|entry| entry["groups"].as_str().unwrap()).collect();
+    assert_eq!(names, ["城市", "性别", "性别 & 城市"]);
+
+    // The top-level figures are those of the joint groups, and thresholds on them shrink the
+    // joint disparity.
+    let joint = &by_groups[2];
+    for model in ["baseline", "mitigated"] {
+        assert_eq!(joint[model]["demographic_parity_difference"], mitigation[model]["demographic_parity_difference"]);
+        assert_eq!(joint[model]["equalized_odds_difference"], mitigation[model]["equalized_odds_difference"]);
+    }
+    let before = joint["baseline"]["demographic_parity_difference"].as_f64().unwrap();
+    let after = joint["mitigated"]["demographic_parity_difference"].as_f64().unwrap();
+    assert!(after < before / 2.0, "{before} -> {after}");
+    // Each column's figures equal the fairness section's audit of the deployed model.
+    for column in ["性别", "城市"] {
+        let entry = by_groups.iter().find(|entry| entry["groups"] == column).unwrap();
+        let audited = &report["fairness"][column]["demographic_parity_difference"];
+        assert_eq!(&entry["mitigated"]["demographic_parity_difference"], audited, "{column}");
+    }
+
+    let markdown = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(markdown.contains("Disparities by sensitive column and on the joint groups"), "{markdown}");
+    assert!(markdown.contains("| 性别 & 城市 | "), "{markdown}");
+    let card = fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(card.contains("<td>性别 &amp; 城市</td>"), "the card should list the joint groups");
+}
+
+#[test]
 fn threshold_predict_needs_the_sensitive_column() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "d.csv", &biased_csv(400));

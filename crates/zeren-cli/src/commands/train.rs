@@ -33,8 +33,9 @@ use crate::error::CliError;
 use crate::manifest::{self, Resource, RunPredicate};
 use crate::progress::Progress;
 use crate::report::{
-    ColumnInfo, DataInfo, Metrics, MitigationReport, ModelInfo, ModelSummary, NonPrivateReference, PiiReport,
-    PrivacyReport, Report, Reproduction, RowCounts, RunInfo, SCHEMA_VERSION, TrainingInfo, render_markdown,
+    ColumnInfo, DataInfo, Disparities, GroupDisparities, Metrics, MitigationReport, ModelInfo, ModelSummary,
+    NonPrivateReference, PiiReport, PrivacyReport, Report, Reproduction, RowCounts, RunInfo, SCHEMA_VERSION,
+    TrainingInfo, render_markdown,
 };
 use crate::run_dir::RunDirectory;
 
@@ -275,16 +276,32 @@ pub fn run(flags: TrainArgs) -> Result<(), CliError> {
             } else {
                 test_scores.clone()
             };
+            let baseline_decisions = Decisions::at_threshold(&baseline_scores, threshold);
+            let baseline_disparities = disparities_by_groups(&data, &baseline_decisions)?;
+            let mitigated_disparities = disparities_by_groups(&data, &test_decisions)?;
+            // The audit names the joint groups of several columns `a & b`, and one column by its name.
+            let measured_on = data.sensitive.join(" & ");
+            let by_groups = baseline_disparities
+                .iter()
+                .map(|(groups, baseline)| {
+                    Ok(GroupDisparities {
+                        groups: groups.clone(),
+                        baseline: baseline.clone(),
+                        mitigated: measured(&mitigated_disparities, groups)?,
+                    })
+                })
+                .collect::<Result<_, CliError>>()?;
             Some(MitigationReport {
                 method,
                 constraint: args.constraint.unwrap_or_default(),
                 tolerance: args.tolerance,
                 groups_from: data.sensitive.clone(),
-                measured_on: data.sensitive[0].clone(),
-                baseline: summarize(&data, &Decisions::at_threshold(&baseline_scores, threshold))?,
-                mitigated: summarize(&data, &test_decisions)?,
+                baseline: summarize(&data, &baseline_decisions, measured(&baseline_disparities, &measured_on)?),
+                mitigated: summarize(&data, &test_decisions, measured(&mitigated_disparities, &measured_on)?),
+                measured_on,
                 threshold: mitigated.as_ref().and_then(|m| m.threshold_report()),
                 reduction: mitigated.as_ref().and_then(|m| m.reduction_report()),
+                by_groups,
             })
         }
         None => None,
@@ -398,21 +415,43 @@ fn test_features(data: &PreparedData) -> Vec<SensitiveFeature> {
         .collect()
 }
 
-/// Test accuracy, ROC AUC and the disparities on the first sensitive column of one classifier.
-fn summarize(data: &PreparedData, decisions: &Decisions) -> Result<ModelSummary, CliError> {
+/// Returns test accuracy and ROC AUC of one classifier, with its disparities on the groups
+/// the mitigation acts on.
+fn summarize(data: &PreparedData, decisions: &Decisions, disparities: Disparities) -> ModelSummary {
     let evaluation = evaluate_predictions(&data.test.labels, &decisions.predictions, &decisions.probabilities);
-    let feature = SensitiveFeature { name: data.sensitive[0].clone(), groups: data.test.groups[0].clone() };
-    let options = AuditOptions { bootstrap_resamples: 0, intersectional: false, ..AuditOptions::default() };
-    let input = Predictions { y_true: &data.test.labels, y_pred: &decisions.predictions, scores: None, weights: None };
-    let audits = audit(input, &[feature], &options)?;
-    let disparities = &audits[&data.sensitive[0]].between_groups;
-    Ok(ModelSummary {
-        accuracy: evaluation.accuracy,
-        roc_auc: evaluation.roc_auc,
-        demographic_parity_difference: disparities.demographic_parity_difference,
-        equalized_odds_difference: disparities.equalized_odds_difference,
-        equal_opportunity_difference: disparities.equal_opportunity_difference,
+    ModelSummary { accuracy: evaluation.accuracy, roc_auc: evaluation.roc_auc, disparities }
+}
+
+/// Returns the disparities measured on `groups`, which the audit of the same columns produced.
+fn measured(by_groups: &BTreeMap<String, Disparities>, groups: &str) -> Result<Disparities, CliError> {
+    by_groups.get(groups).cloned().ok_or_else(|| {
+        CliError::Failure(anyhow::anyhow!(
+            "the fairness audit has no disparities for groups '{groups}'; this is a bug in zeren, please report it"
+        ))
     })
+}
+
+/// Measures one classifier's test disparities on each sensitive column and, with several, on
+/// their joint groups (keyed `a & b`).
+fn disparities_by_groups(
+    data: &PreparedData,
+    decisions: &Decisions,
+) -> Result<BTreeMap<String, Disparities>, CliError> {
+    let options = AuditOptions { bootstrap_resamples: 0, intersectional: true, ..AuditOptions::default() };
+    let input = Predictions { y_true: &data.test.labels, y_pred: &decisions.predictions, scores: None, weights: None };
+    let audits = audit(input, &test_features(data), &options)?;
+    Ok(audits
+        .into_iter()
+        .map(|(groups, audit)| {
+            let between = audit.between_groups;
+            let disparities = Disparities {
+                demographic_parity_difference: between.demographic_parity_difference,
+                equalized_odds_difference: between.equalized_odds_difference,
+                equal_opportunity_difference: between.equal_opportunity_difference,
+            };
+            (groups, disparities)
+        })
+        .collect())
 }
 
 /// Shares for the training gate: stricter than for reporting, because one identifier in a
