@@ -27,8 +27,8 @@ pub struct TransformerLmConfig {
     pub n_layers: usize,
     /// Hidden width of each block's feed-forward network, usually `4 * d_model`.
     pub d_ff: usize,
-    /// Probability in [0, 1) of zeroing an activation during training, applied to the embeddings
-    /// and to each residual branch's output. 0 turns dropout off.
+    /// Probability in [0, 1) of zeroing an activation during training, applied to the embeddings,
+    /// the attention weights and each residual branch's output. 0 turns dropout off.
     pub dropout: f64,
 }
 

@@ -3,13 +3,14 @@
 //! Each block is pre-norm (Radford et al. 2019, "Language Models are Unsupervised Multitask
 //! Learners", Section 2.3): `x + attention(norm(x))`, then `x + mlp(norm(x))`, with a final layer
 //! norm before the output projection. Attention is causal multi-head scaled dot-product attention
-//! (Vaswani et al. 2017, eq. 1) through burn's `attention` op.
+//! (Vaswani et al. 2017, eq. 1) through burn's `attention` op. The op has no dropout, so training
+//! with dropout computes the attention weights explicitly and drops some of them.
 
 use std::collections::HashMap;
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -388,7 +389,8 @@ impl Block {
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         mut dropout: Option<&mut DropoutSource>,
     ) -> Tensor<3> {
-        let mut attended = self.attention.forward(self.attention_norm.forward(x.clone()), cache);
+        let mut attended =
+            self.attention.forward(self.attention_norm.forward(x.clone()), cache, dropout.as_deref_mut());
         if let Some(source) = dropout.as_mut() {
             attended = source.apply(attended);
         }
@@ -405,8 +407,14 @@ impl Block {
 
 impl CausalSelfAttention {
     /// Attends each position of `x`, shape `[batch, len, d_model]`, to itself and the positions
-    /// before it, including those whose keys and values are in `cache`.
-    fn forward(&self, x: Tensor<3>, cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>) -> Tensor<3> {
+    /// before it, including those whose keys and values are in `cache`. With a dropout source,
+    /// which training passes without a cache, dropout also zeroes attention weights.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        dropout: Option<&mut DropoutSource>,
+    ) -> Tensor<3> {
         let [batch, len, d_model] = x.dims();
         let heads = self.n_heads;
         let head_dim = d_model / heads;
@@ -417,6 +425,11 @@ impl CausalSelfAttention {
         let query = qkv.clone().narrow(1, 0, heads);
         let mut key = qkv.clone().narrow(1, heads, heads);
         let mut value = qkv.narrow(1, 2 * heads, heads);
+
+        if let Some(source) = dropout.filter(|source| source.probability > 0.0) {
+            let context = explicit_attention(query, key, value, source);
+            return self.output.forward(context.swap_dims(1, 2).reshape([batch, len, d_model]));
+        }
 
         let mut past = 0;
         if let Some(cache) = cache {
@@ -447,6 +460,24 @@ impl CausalSelfAttention {
         let context = context.swap_dims(1, 2).reshape([batch, len, d_model]);
         self.output.forward(context)
     }
+}
+
+/// Computes causal attention over `[batch, heads, len, head_dim]` queries, keys and values step
+/// by step, `softmax(q kᵀ / sqrt(head_dim))` with future keys masked, then drops attention
+/// weights before they mix the values.
+pub(crate) fn explicit_attention(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    dropout: &mut DropoutSource,
+) -> Tensor<4> {
+    let [batch, heads, len, head_dim] = query.dims();
+    let scores = query.matmul(key.swap_dims(2, 3)) / (head_dim as f64).sqrt();
+    // True above the diagonal: key j > query i is in the future.
+    let future = Tensor::<2, Bool>::tril_mask([len, len], 0, &scores.device());
+    let scores = scores.mask_fill(future.unsqueeze::<4>().expand([batch, heads, len, len]), f32::NEG_INFINITY);
+    let weights = dropout.apply(softmax(scores, 3));
+    weights.matmul(value)
 }
 
 /// Checks that every id is below `vocab_size`.

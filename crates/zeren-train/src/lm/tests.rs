@@ -3,7 +3,7 @@
 use burn::tensor::{Int, Tensor};
 
 use super::generate::Sampler;
-use super::model::token_data;
+use super::model::{DropoutSource, explicit_attention, token_data};
 use super::*;
 use crate::{TrainError, device};
 
@@ -376,4 +376,31 @@ fn rejects_invalid_settings() {
     let outside = Tensor::<2, Int>::from_data(token_data(&[1, 256], 1), &model.device());
     assert!(matches!(model.forward(outside), Err(TrainError::InvalidConfig(m)) if m.contains("256")));
     assert!(matches!(generate(&model, &[256], &greedy(1), |_, _| {}), Err(TrainError::InvalidConfig(_))));
+}
+
+#[test]
+fn explicit_attention_matches_fused_op() {
+    // The training path with attention dropout computes attention explicitly. With nothing
+    // dropped, it must give what burn's fused op gives in causal mode.
+    use burn::tensor::Distribution;
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use rand::SeedableRng;
+
+    let device = device::cpu();
+    let shape = [2, 3, 7, 4];
+    let [query, key, value] = [0, 1, 2].map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device));
+    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+    let fused = attention(query.clone(), key.clone(), value.clone(), None, None, options);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut keep_all = DropoutSource { probability: 0.0, rng: &mut rng };
+    let explicit = explicit_attention(query.clone(), key.clone(), value.clone(), &mut keep_all);
+    let difference = (fused.clone() - explicit).abs().max().into_scalar::<f32>();
+    assert!(difference < 1e-5, "largest difference {difference}");
+
+    // With dropout, some weights are zeroed and the rest scaled, so the output moves.
+    let mut drop_half = DropoutSource { probability: 0.5, rng: &mut rng };
+    let dropped = explicit_attention(query, key, value, &mut drop_half);
+    let difference = (fused - dropped).abs().max().into_scalar::<f32>();
+    assert!(difference > 1e-2, "attention dropout should change the output: {difference}");
 }

@@ -105,7 +105,7 @@ pub struct LmTrainArgs {
     /// Hidden width of each block's feed-forward network.
     #[arg(long, value_name = "WIDTH")]
     pub d_ff: Option<usize>,
-    /// Dropout probability during training, in [0, 1).
+    /// Dropout probability during training, in [0, 1), on embeddings, attention weights and residual branches.
     #[arg(long, value_name = "P")]
     pub dropout: Option<f64>,
     /// Seed of the initial weights, the training windows and dropout.
