@@ -97,6 +97,43 @@ fn train_reads_gzip_corpus_bytewise() {
 }
 
 #[test]
+fn bpe_tokenizer_trains_generates_and_detects() {
+    let dir = TempDir::new().unwrap();
+    let corpus = write(&dir, "verse.txt", &verse());
+    let run = train_tiny(&dir, &corpus, &["--tokenizer", "bpe", "--vocab-size", "300"]);
+    let report = read_json(&run.join("report.json"));
+    assert_eq!(report["vocab_size"], 300);
+    // Merges make far fewer tokens than the corpus's 2,220 bytes.
+    let tokens = report["train_tokens"].as_u64().unwrap() + report["validation_tokens"].as_u64().unwrap();
+    assert!(tokens < 1000, "{tokens} tokens");
+    let tokenizer = read_json(&run.join("tokenizer.json"));
+    assert_eq!(tokenizer["kind"], "bpe");
+    assert_eq!(tokenizer["merges"].as_array().unwrap().len(), 44);
+    assert_eq!(read_json(&run.join("config.json"))["vocab_size"], 300);
+
+    let key = keygen(&dir);
+    let out = dir.path().join("poem.txt");
+    zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(&run)
+        .args(["--prompt", "床前", "--max-tokens", "150", "--temperature", "1.5", "--delta", "4", "--watermark-key"])
+        .arg(&key)
+        .args(["--no-label", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    zeren()
+        .args(["watermark", "detect", "--key"])
+        .arg(&key)
+        .arg("--tokenizer")
+        .arg(&run)
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("poem.txt: watermarked"));
+}
+
+#[test]
 fn generate_watermarks_and_labels_text() {
     let dir = TempDir::new().unwrap();
     let corpus = write(&dir, "verse.txt", &verse());
@@ -253,6 +290,8 @@ fn lm_rejects_invalid_flags() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["train", "--corpus", "missing.txt"], "file not found"),
         (vec!["train", "--corpus", corpus.to_str().unwrap(), "--tokenizer", "byte", "--min-count", "2"], "--min-count"),
+        (vec!["train", "--corpus", corpus.to_str().unwrap(), "--vocab-size", "500"], "--vocab-size applies"),
+        (vec!["train", "--corpus", corpus.to_str().unwrap(), "--tokenizer", "bpe", "--vocab-size", "256"], "use 257"),
         (vec!["train", "--corpus", corpus.to_str().unwrap(), "--heads", "3"], "multiple of the 3 attention heads"),
         (vec!["train", "--corpus", corpus.to_str().unwrap(), "--validation-fraction", "1"], "--validation-fraction"),
         (vec!["generate", "--model", "missing-run", "--prompt", "床"], "directory not found"),

@@ -33,6 +33,7 @@
 //! # Ok::<(), zeren_watermark::WatermarkError>(())
 //! ```
 
+mod bpe;
 mod chacha;
 pub mod detect;
 mod green;

@@ -1,4 +1,5 @@
-//! Character-level and byte-level tokenizers, shared by the language model and the detector.
+//! Character-level, byte-level and byte-pair-encoding tokenizers, shared by the language model
+//! and the detector.
 //!
 //! A language-model run saves its tokenizer as `tokenizer.json`. Detection loads the same file,
 //! because green lists are defined over token ids, and compares [`Tokenizer::fingerprint`] with
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::WatermarkError;
+use crate::bpe::{BYTE_TOKENS, Bpe};
 
 /// Value of the `format` field of a tokenizer file.
 const FORMAT: &str = "zeren-tokenizer";
@@ -29,6 +31,9 @@ pub enum TokenizerKind {
     Char,
     /// One token per UTF-8 byte: 256 tokens, no unknown token, any language.
     Byte,
+    /// Byte-pair encoding learned by [`Tokenizer::fit_bpe`]: the 256 bytes and one token per
+    /// merge, no unknown token, any language.
+    Bpe,
 }
 
 /// A tokenizer: a vocabulary and the rules that map text to token ids and back.
@@ -42,6 +47,7 @@ pub struct Tokenizer {
 enum Vocabulary {
     Char { chars: Vec<char>, ids: HashMap<char, u32> },
     Byte,
+    Bpe(Bpe),
 }
 
 /// Token ids of a text with the byte range of each token in that text.
@@ -49,13 +55,14 @@ enum Vocabulary {
 pub struct Encoding {
     /// Token ids, in text order.
     pub ids: Vec<u32>,
-    /// Byte range in the text of each token; a byte-level token covers one byte, which may be part
-    /// of a multi-byte character.
+    /// Byte range in the text of each token. A byte-level token covers one byte and a BPE token
+    /// one or more, which may begin or end inside a multi-byte character.
     pub offsets: Vec<Range<usize>>,
 }
 
 /// The JSON form of a tokenizer. A character-level file lists its characters in id order, from
-/// id 1; id 0 is the unknown token.
+/// id 1; id 0 is the unknown token. A BPE file lists its merges in the order learned, merge `i`
+/// making token `256 + i` from the two token ids given.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenizerFile {
@@ -64,6 +71,8 @@ struct TokenizerFile {
     kind: TokenizerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chars: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merges: Option<Vec<[u32; 2]>>,
 }
 
 impl Tokenizer {
@@ -113,11 +122,26 @@ impl Tokenizer {
         Self { vocabulary: Vocabulary::Byte }
     }
 
+    /// Learns a byte-level BPE tokenizer from `text` with at most `vocab_size` tokens: the 256
+    /// bytes and up to `vocab_size - 256` merges. It stops early when no pair of tokens occurs
+    /// twice, so the vocabulary can be smaller. Fitting the same text twice gives the same ids.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`WatermarkError::InvalidParameter`] when `vocab_size` is below 257.
+    pub fn fit_bpe(text: &str, vocab_size: usize) -> Result<Self, WatermarkError> {
+        if vocab_size <= BYTE_TOKENS as usize {
+            return Err(WatermarkError::invalid("vocab_size", vocab_size, "at least 257: the 256 bytes and one merge"));
+        }
+        Ok(Self { vocabulary: Vocabulary::Bpe(Bpe::fit(text, vocab_size)) })
+    }
+
     /// Returns the kind of tokenizer.
     pub fn kind(&self) -> TokenizerKind {
         match self.vocabulary {
             Vocabulary::Char { .. } => TokenizerKind::Char,
             Vocabulary::Byte => TokenizerKind::Byte,
+            Vocabulary::Bpe(_) => TokenizerKind::Bpe,
         }
     }
 
@@ -126,14 +150,15 @@ impl Tokenizer {
         match &self.vocabulary {
             Vocabulary::Char { chars, .. } => chars.len() + 1,
             Vocabulary::Byte => 256,
+            Vocabulary::Bpe(bpe) => bpe.vocab_size(),
         }
     }
 
-    /// Id of the unknown token, or `None` for the byte-level tokenizer, which has none.
+    /// Id of the unknown token, or `None` for the byte-level and BPE tokenizers, which have none.
     pub fn unknown_id(&self) -> Option<u32> {
         match self.vocabulary {
             Vocabulary::Char { .. } => Some(CHAR_UNKNOWN_ID),
-            Vocabulary::Byte => None,
+            Vocabulary::Byte | Vocabulary::Bpe(_) => None,
         }
     }
 
@@ -144,6 +169,7 @@ impl Tokenizer {
                 text.chars().map(|c| ids.get(&c).copied().unwrap_or(CHAR_UNKNOWN_ID)).collect()
             }
             Vocabulary::Byte => text.bytes().map(u32::from).collect(),
+            Vocabulary::Bpe(bpe) => bpe.encode_with_offsets(text).0,
         }
     }
 
@@ -162,6 +188,10 @@ impl Tokenizer {
                 ids: text.bytes().map(u32::from).collect(),
                 offsets: (0..text.len()).map(|start| start..start + 1).collect(),
             },
+            Vocabulary::Bpe(bpe) => {
+                let (ids, offsets) = bpe.encode_with_offsets(text);
+                Encoding { ids, offsets }
+            }
         }
     }
 
@@ -187,12 +217,20 @@ impl Tokenizer {
                 }
                 String::from_utf8_lossy(&bytes).into_owned()
             }
+            Vocabulary::Bpe(bpe) => {
+                let mut bytes = Vec::with_capacity(ids.len() * 3);
+                for &id in ids {
+                    bytes.extend_from_slice(bpe.token_bytes(id).unwrap_or("\u{FFFD}".as_bytes()));
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
         }
     }
 
     /// Returns the SHA-256, in hex, of a canonical encoding of the vocabulary: the kind and, for a
-    /// character-level tokenizer, its characters in id order as 32-bit code points. Two
-    /// tokenizers have the same fingerprint exactly when they map text to the same ids.
+    /// character-level tokenizer, its characters in id order as 32-bit code points, for BPE its
+    /// merges in order as pairs of 32-bit ids. Two tokenizers have the same fingerprint exactly
+    /// when they map text to the same ids.
     pub fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(b"zeren-tokenizer v1\0");
@@ -205,6 +243,14 @@ impl Tokenizer {
                 }
             }
             Vocabulary::Byte => hasher.update(b"byte\0"),
+            Vocabulary::Bpe(bpe) => {
+                hasher.update(b"bpe\0");
+                hasher.update((bpe.merges().len() as u64).to_le_bytes());
+                for [left, right] in bpe.merges() {
+                    hasher.update(left.to_le_bytes());
+                    hasher.update(right.to_le_bytes());
+                }
+            }
         }
         hex::encode(hasher.finalize())
     }
@@ -257,15 +303,25 @@ impl TryFrom<TokenizerFile> for Tokenizer {
                 file.version
             )));
         }
-        match (file.kind, file.chars) {
-            (TokenizerKind::Byte, None) => Ok(Self::byte_level()),
-            (TokenizerKind::Byte, Some(_)) => {
-                Err(WatermarkError::InvalidTokenizer("a byte-level tokenizer has no `chars` list".to_string()))
+        let kind = file.kind;
+        let misplaced = |list: &str| {
+            WatermarkError::InvalidTokenizer(format!("a {} tokenizer has no `{list}` list", kind_name(kind)))
+        };
+        match (kind, file.chars, file.merges) {
+            (TokenizerKind::Byte | TokenizerKind::Bpe, Some(_), _) => Err(misplaced("chars")),
+            (TokenizerKind::Byte | TokenizerKind::Char, _, Some(_)) => Err(misplaced("merges")),
+            (TokenizerKind::Byte, None, None) => Ok(Self::byte_level()),
+            (TokenizerKind::Bpe, None, None) => {
+                Err(WatermarkError::InvalidTokenizer("a BPE tokenizer needs a `merges` list".to_string()))
             }
-            (TokenizerKind::Char, None) => {
+            (TokenizerKind::Bpe, None, Some(merges)) => {
+                let bpe = Bpe::from_merges(merges).map_err(WatermarkError::InvalidTokenizer)?;
+                Ok(Self { vocabulary: Vocabulary::Bpe(bpe) })
+            }
+            (TokenizerKind::Char, None, None) => {
                 Err(WatermarkError::InvalidTokenizer("a character-level tokenizer needs a `chars` list".to_string()))
             }
-            (TokenizerKind::Char, Some(entries)) => {
+            (TokenizerKind::Char, Some(entries), None) => {
                 let mut chars = Vec::with_capacity(entries.len());
                 for (index, entry) in entries.iter().enumerate() {
                     let mut iter = entry.chars();
@@ -286,11 +342,20 @@ impl TryFrom<TokenizerFile> for Tokenizer {
 
 impl From<Tokenizer> for TokenizerFile {
     fn from(tokenizer: Tokenizer) -> Self {
-        let chars = match &tokenizer.vocabulary {
-            Vocabulary::Char { chars, .. } => Some(chars.iter().map(char::to_string).collect()),
-            Vocabulary::Byte => None,
+        let (chars, merges) = match &tokenizer.vocabulary {
+            Vocabulary::Char { chars, .. } => (Some(chars.iter().map(char::to_string).collect()), None),
+            Vocabulary::Byte => (None, None),
+            Vocabulary::Bpe(bpe) => (None, Some(bpe.merges().to_vec())),
         };
-        Self { format: FORMAT.to_string(), version: VERSION, kind: tokenizer.kind(), chars }
+        Self { format: FORMAT.to_string(), version: VERSION, kind: tokenizer.kind(), chars, merges }
+    }
+}
+
+fn kind_name(kind: TokenizerKind) -> &'static str {
+    match kind {
+        TokenizerKind::Char => "character-level",
+        TokenizerKind::Byte => "byte-level",
+        TokenizerKind::Bpe => "BPE",
     }
 }
 
@@ -355,11 +420,60 @@ mod tests {
         assert_eq!(tokenizer.decode(&[0x41, 300]), "A\u{FFFD}");
     }
 
+    const MIXED: &str = "The boat floats. 水能载舟，亦能覆舟。The boat floats again! 舟舟 🚣 café\n\n  done";
+
+    #[test]
+    fn bpe_roundtrip_and_offsets_cover_the_text() {
+        let tokenizer = Tokenizer::fit_bpe(&MIXED.repeat(3), 320).unwrap();
+        assert_eq!(tokenizer.kind(), TokenizerKind::Bpe);
+        assert_eq!(tokenizer.unknown_id(), None);
+        assert!(tokenizer.vocab_size() > 256, "no merge was learned");
+        assert!(tokenizer.vocab_size() <= 320, "{} tokens", tokenizer.vocab_size());
+        for text in [MIXED, "unseen words ünïcödé 新的句子", ""] {
+            let encoding = tokenizer.encode_with_offsets(text);
+            assert_eq!(encoding.ids, tokenizer.encode(text));
+            assert_eq!(tokenizer.decode(&encoding.ids), text);
+            let Vocabulary::Bpe(bpe) = &tokenizer.vocabulary else { unreachable!("fit_bpe makes a BPE tokenizer") };
+            let mut end = 0;
+            for (&id, range) in encoding.ids.iter().zip(&encoding.offsets) {
+                assert_eq!(range.start, end, "offsets must be contiguous");
+                assert_eq!(bpe.token_bytes(id), Some(&text.as_bytes()[range.clone()]), "token {id} at {range:?}");
+                end = range.end;
+            }
+            assert_eq!(end, text.len());
+        }
+        // Merges shorten a text seen in training.
+        assert!(tokenizer.encode(MIXED).len() < MIXED.len() / 2, "{}", tokenizer.encode(MIXED).len());
+        assert_eq!(tokenizer, Tokenizer::fit_bpe(&MIXED.repeat(3), 320).unwrap());
+    }
+
+    #[test]
+    fn bpe_learns_chinese_characters_first() {
+        let tokenizer = Tokenizer::fit_bpe(&"春眠不觉晓，处处闻啼鸟。".repeat(4), 400).unwrap();
+        // Each character's three UTF-8 bytes merge into one token before characters combine.
+        let ids = tokenizer.encode("春眠");
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(tokenizer.decode(&ids), "春眠");
+        assert_eq!(tokenizer.decode(&[ids[0], 9999]), "春眠\u{FFFD}");
+    }
+
+    #[test]
+    fn bpe_rejects_too_small_vocabulary() {
+        let error = Tokenizer::fit_bpe("text", 256).unwrap_err().to_string();
+        assert!(error.contains("vocab_size"), "{error}");
+        assert!(error.contains("at least 257"), "{error}");
+    }
+
     #[test]
     fn save_and_load_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer.json");
-        for tokenizer in [Tokenizer::fit_chars("春眠不觉晓 \"quoted\"\n", 1).unwrap(), Tokenizer::byte_level()] {
+        let tokenizers = [
+            Tokenizer::fit_chars("春眠不觉晓 \"quoted\"\n", 1).unwrap(),
+            Tokenizer::byte_level(),
+            Tokenizer::fit_bpe(&MIXED.repeat(2), 300).unwrap(),
+        ];
+        for tokenizer in tokenizers {
             tokenizer.save(&path).unwrap();
             let loaded = Tokenizer::load(&path).unwrap();
             assert_eq!(loaded, tokenizer);
@@ -381,6 +495,10 @@ mod tests {
             (r#"{"format":"zeren-tokenizer","version":1,"kind":"char","chars":["ab"]}"#, "entry 0"),
             (r#"{"format":"zeren-tokenizer","version":1,"kind":"char","chars":["a","a"]}"#, "listed twice"),
             (r#"{"format":"zeren-tokenizer","version":1,"kind":"byte","extra":1}"#, "unknown field"),
+            (r#"{"format":"zeren-tokenizer","version":1,"kind":"bpe"}"#, "needs a `merges` list"),
+            (r#"{"format":"zeren-tokenizer","version":1,"kind":"bpe","merges":[[97,300]]}"#, "merge 0 is [97, 300]"),
+            (r#"{"format":"zeren-tokenizer","version":1,"kind":"byte","merges":[]}"#, "has no `merges` list"),
+            (r#"{"format":"zeren-tokenizer","version":1,"kind":"bpe","chars":["a"]}"#, "has no `chars` list"),
         ];
         let path = dir.path().join("tokenizer.json");
         for (contents, expected) in cases {
@@ -399,5 +517,9 @@ mod tests {
         assert_eq!(first.fingerprint(), Tokenizer::fit_chars("baa", 1).unwrap().fingerprint());
         assert_ne!(first.fingerprint(), reordered.fingerprint());
         assert_ne!(first.fingerprint(), Tokenizer::byte_level().fingerprint());
+        let bpe = Tokenizer::fit_bpe("abab abab", 257).unwrap();
+        assert_eq!(bpe.fingerprint(), Tokenizer::fit_bpe("abab abab", 257).unwrap().fingerprint());
+        assert_ne!(bpe.fingerprint(), Tokenizer::fit_bpe("abab abab", 258).unwrap().fingerprint());
+        assert_ne!(bpe.fingerprint(), Tokenizer::byte_level().fingerprint());
     }
 }

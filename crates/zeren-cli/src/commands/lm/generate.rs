@@ -99,8 +99,8 @@ pub(super) fn generate_text(args: LmGenerateArgs) -> Result<(), CliError> {
 
     let mut text = args.prompt.clone();
     let decoded = tokenizer.decode(&generated);
-    // A byte-level model can sample byte sequences that are not UTF-8; decoding writes U+FFFD
-    // for them, so the saved text is not exactly the sampled tokens.
+    // A byte-level or BPE model can sample byte sequences that are not UTF-8. Decoding writes
+    // U+FFFD for them, so the saved text is not exactly the sampled tokens.
     let replaced = decoded.matches('\u{FFFD}').count();
     if replaced > 0 {
         tracing::warn!(

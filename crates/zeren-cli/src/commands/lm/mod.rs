@@ -40,6 +40,9 @@ pub enum TokenizerChoice {
     Char,
     /// One token per UTF-8 byte: 256 tokens, any language.
     Byte,
+    /// Byte-pair encoding learned on the corpus: the 256 bytes and up to --vocab-size - 256
+    /// merged byte sequences, any language.
+    Bpe,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +56,10 @@ pub struct LmTrainArgs {
     /// Characters seen fewer times than this share the unknown token (char tokenizer only).
     #[arg(long, value_name = "K")]
     pub min_count: Option<usize>,
+    /// Most tokens a BPE tokenizer learns, the 256 bytes included (bpe tokenizer only;
+    /// default 1024). Learning stops earlier when no pair of tokens occurs twice.
+    #[arg(long, value_name = "N")]
+    pub vocab_size: Option<usize>,
     /// Run directory to create (default runs/lm-CORPUS-TIMESTAMP).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,

@@ -16,12 +16,20 @@ use crate::error::CliError;
 use crate::manifest::{self, Resource, RunPredicate};
 use crate::run_dir::RunDirectory;
 
+/// Tokens of a BPE tokenizer when `--vocab-size` is not given.
+const DEFAULT_BPE_VOCAB_SIZE: usize = 1024;
+
+/// Largest `--vocab-size`: learning costs one pass over the corpus's distinct words per merge.
+const MAX_BPE_VOCAB_SIZE: usize = 65_536;
+
 /// `config.json`: everything needed to repeat the run.
 #[derive(Debug, Serialize, Deserialize)]
 struct RunConfig {
     corpus: String,
     tokenizer: TokenizerChoice,
     min_count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vocab_size: Option<usize>,
     validation_fraction: f64,
     model: TransformerLmConfig,
     training: LmTrainConfig,
@@ -54,8 +62,17 @@ struct RunReport {
 
 pub(super) fn train(args: LmTrainArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    if args.min_count.is_some() && args.tokenizer == TokenizerChoice::Byte {
-        return Err(CliError::usage("--min-count applies to --tokenizer char only; drop it for byte"));
+    if args.min_count.is_some() && args.tokenizer != TokenizerChoice::Char {
+        return Err(CliError::usage("--min-count applies to --tokenizer char only; drop it or use --tokenizer char"));
+    }
+    if args.vocab_size.is_some() && args.tokenizer != TokenizerChoice::Bpe {
+        return Err(CliError::usage("--vocab-size applies to --tokenizer bpe only; drop it or use --tokenizer bpe"));
+    }
+    let vocab_size = args.vocab_size.unwrap_or(DEFAULT_BPE_VOCAB_SIZE);
+    if !(257..=MAX_BPE_VOCAB_SIZE).contains(&vocab_size) {
+        return Err(CliError::usage(format!(
+            "--vocab-size {vocab_size} is invalid; use 257 to {MAX_BPE_VOCAB_SIZE} (the 256 bytes and at least one merge)"
+        )));
     }
     if !(0.0..1.0).contains(&args.validation_fraction) {
         return Err(CliError::usage(format!(
@@ -73,6 +90,17 @@ pub(super) fn train(args: LmTrainArgs) -> Result<(), CliError> {
     let tokenizer = match args.tokenizer {
         TokenizerChoice::Char => Tokenizer::fit_chars(&text, min_count).map_err(|e| CliError::usage(e.to_string()))?,
         TokenizerChoice::Byte => Tokenizer::byte_level(),
+        TokenizerChoice::Bpe => {
+            let tokenizer = Tokenizer::fit_bpe(&text, vocab_size).map_err(|e| CliError::usage(e.to_string()))?;
+            if tokenizer.vocab_size() < vocab_size {
+                tracing::info!(
+                    "the BPE tokenizer has {} tokens, fewer than --vocab-size {vocab_size}: no other pair of tokens \
+                     occurs twice in the corpus",
+                    tokenizer.vocab_size()
+                );
+            }
+            tokenizer
+        }
     };
     let tokens = tokenizer.encode(&text);
     let validation_len = (tokens.len() as f64 * args.validation_fraction).round() as usize;
@@ -138,6 +166,7 @@ pub(super) fn train(args: LmTrainArgs) -> Result<(), CliError> {
         corpus: args.corpus.display().to_string(),
         tokenizer: args.tokenizer,
         min_count: (args.tokenizer == TokenizerChoice::Char).then_some(min_count),
+        vocab_size: (args.tokenizer == TokenizerChoice::Bpe).then_some(vocab_size),
         validation_fraction: args.validation_fraction,
         model: model_config,
         training: train_config,
