@@ -10,7 +10,7 @@
 //! speed with and without the watermark.
 //!
 //! ```sh
-//! cargo run --release -p zeren-cli --example watermark_eval -- CORPUS.txt char|byte [SECONDS] [TEXTS] [TOKENS]
+//! cargo run --release -p zeren-cli --example watermark_eval -- CORPUS.txt char|byte|bpe [SECONDS] [TEXTS] [TOKENS]
 //! ```
 
 use std::error::Error;
@@ -27,7 +27,7 @@ const PROMPT_TOKENS: usize = 16;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: watermark_eval CORPUS.txt char|byte [SECONDS] [TEXTS] [TOKENS]";
+    let usage = "usage: watermark_eval CORPUS.txt char|byte|bpe [SECONDS] [TEXTS] [TOKENS]";
     let corpus = args.first().ok_or(usage)?;
     let kind = args.get(1).map_or("char", String::as_str);
     let seconds: f64 = args.get(2).map_or(Ok(180.0), |s| s.parse())?;
@@ -43,7 +43,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let tokenizer = match kind {
         "char" => Tokenizer::fit_chars(train_text, 2)?,
         "byte" => Tokenizer::byte_level(),
-        other => return Err(format!("tokenizer {other} is unknown; use char or byte").into()),
+        "bpe" => Tokenizer::fit_bpe(train_text, 1024)?,
+        other => return Err(format!("tokenizer {other} is unknown; use char, byte or bpe").into()),
     };
     let train_ids = tokenizer.encode(train_text);
     let held_ids = tokenizer.encode(held_text);
@@ -93,7 +94,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let plain_seconds = started.elapsed().as_secs_f64();
 
-    let z = |ids: &[u32]| detector.detect_ids(ids, unknown).z_score;
+    // Scores go through text, as `zeren watermark detect` does: re-encoding what a BPE model
+    // generated can split it into other tokens than it sampled.
+    let z = |ids: &[u32]| detector.detect_ids(&tokenizer.encode(&tokenizer.decode(ids)), unknown).z_score;
     let z_marked: Vec<f64> = marked.iter().map(|t| z(t)).collect();
     let z_plain: Vec<f64> = plain.iter().map(|t| z(t)).collect();
     let mut z_human: Vec<f64> = human.iter().map(|t| z(t)).collect();

@@ -322,7 +322,11 @@ fn header(page: &mut Page, report: &Value, name: &str) {
     });
     page.line(format!("<p class=\"subtitle\">{overview}</p>"));
 
+    // With several sensitive columns, their joint groups (`a & b`) count too: mitigation acts on them.
+    let joint = strings(report, "/data/sensitive").join(" & ");
+    let joint_audit = at(report, "/fairness").get(&joint).filter(|_| joint.contains(" & "));
     let largest_gap = sensitive_audits(report)
+        .chain(joint_audit.map(|audit| (joint.clone(), audit)))
         .filter_map(|(column, audit)| num(audit, "/demographic_parity_difference").map(|d| (column, d)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     let privacy = match num(report, "/privacy/epsilon") {
@@ -816,10 +820,21 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
                 fixed(num(s, "/roc_auc")),
                 fixed(num(s, "/demographic_parity_difference")),
                 fixed(num(s, "/equalized_odds_difference")),
+                fixed(num(s, "/equal_opportunity_difference")),
             ]
         })
         .collect();
-    page.table(&["model", "accuracy", "ROC AUC", "demographic parity difference", "equalized odds difference"], &rows);
+    page.table(
+        &[
+            "model",
+            "accuracy",
+            "ROC AUC",
+            "demographic parity difference",
+            "equalized odds difference",
+            "equal opportunity difference",
+        ],
+        &rows,
+    );
 
     // With several sensitive columns the mitigation acts on their joint groups, which does not
     // bound the disparity on each column alone, so each is shown.
@@ -1022,6 +1037,13 @@ fn considerations(page: &mut Page, report: &Value) {
              accurate classifier meeting the constraint may exist.",
             fixed(num(report, "/mitigation/reduction/summary/gap"))
         ));
+    }
+    if matches!(text(report, "/mitigation/method"), "threshold" | "exponentiated-gradient") {
+        caveats.push(
+            "The membership-inference figures are those of the unmitigated network in model.json, whose scores the \
+             mitigated classifier uses."
+                .to_string(),
+        );
     }
     if pii_columns(report).next().is_some() && text(report, "/pii/action") == "allow" {
         caveats.push("The model was trained on columns that hold personal identifiers (--pii allow).".to_string());

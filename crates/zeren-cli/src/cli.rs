@@ -95,7 +95,8 @@ pub struct ScanArgs {
     /// Print one JSON object per finding, one per line, instead of the summary table.
     #[arg(long)]
     pub json: bool,
-    /// JSON report with counts, locations and masked examples (default pii-report.json).
+    /// JSON report with counts, locations and masked examples. An existing file is replaced only
+    /// when it is an earlier scan report.
     #[arg(long, value_name = "FILE", default_value = "pii-report.json")]
     pub report: PathBuf,
     /// Findings below this score are ignored.

@@ -163,7 +163,13 @@ impl AtomicFile {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
+        // A missing directory is more often a mistyped path than a request to create one.
+        if !parent.is_dir() {
+            return Err(CliError::usage(format!(
+                "{}: directory not found; create it first or choose another output",
+                parent.display()
+            )));
+        }
         let file = tempfile::Builder::new()
             .prefix(".zeren-partial-")
             .permissions(std::fs::Permissions::from_mode(0o644))

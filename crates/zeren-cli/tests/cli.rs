@@ -855,6 +855,91 @@ fn scan_reports_without_revealing_values() {
 }
 
 #[test]
+fn scan_report_never_replaces_data() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    let notes = write(&dir, "notes.txt", "call 138 1234 5678\n");
+    let original = fs::read(&data).unwrap();
+
+    // The report path names the file being scanned, or another file that is not a report.
+    for target in [&data, &notes] {
+        zeren()
+            .args(["scan", "--report"])
+            .arg(target)
+            .arg(&data)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("not a zeren scan report").or(predicate::str::contains("being scanned")));
+    }
+    assert_eq!(fs::read(&data).unwrap(), original);
+    assert_eq!(fs::read_to_string(&notes).unwrap(), "call 138 1234 5678\n");
+
+    // An earlier report is replaced, also when a directory scan reads it.
+    let report = dir.path().join("pii-report.json");
+    zeren().current_dir(dir.path()).args(["scan", "people.csv"]).assert().success();
+    let first = read_json(&report);
+    assert_eq!(first["format"], "zeren-pii-report");
+    zeren().current_dir(dir.path()).args(["scan", "."]).assert().success();
+    assert_eq!(read_json(&report)["files"].as_array().unwrap().len(), 3);
+
+    zeren()
+        .args(["scan", "--report"])
+        .arg(dir.path().join("missing").join("r.json"))
+        .arg(&data)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("directory not found"));
+    assert!(!dir.path().join("missing").exists());
+}
+
+#[test]
+fn redact_into_missing_directory_fails() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "people.csv", &people_csv());
+    let policy = write(&dir, "policy.toml", "[entities]\nPHONE_NUMBER = \"replace\"\n");
+    let out = dir.path().join("typo").join("clean.csv");
+    zeren()
+        .args(["redact"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&out)
+        .arg("--policy")
+        .arg(&policy)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("directory not found"));
+    assert!(!dir.path().join("typo").exists());
+}
+
+#[test]
+fn adjacent_invalid_bytes_are_one_range() {
+    let dir = TempDir::new().unwrap();
+    let notes = dir.path().join("notes.txt");
+    fs::write(&notes, b"ok \xff\xfe\xfd then \xc3 end\n").unwrap();
+    let report = dir.path().join("scan.json");
+    zeren().args(["scan", "--report"]).arg(&report).arg(&notes).assert().success();
+    let file = &read_json(&report)["files"][0];
+    assert_eq!(file["invalid_utf8_ranges"], 2);
+    assert_eq!(file["invalid_utf8"], serde_json::json!([[3, 6], [12, 13]]));
+}
+
+#[test]
+fn repeated_sensitive_column_is_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", &small_csv(40));
+    let out = dir.path().join("run");
+    zeren()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--target", "y", "--positive-label", "yes", "--sensitive", "性别,city,性别", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--sensitive names column '性别' twice"));
+    assert_nothing_written(&dir, &out);
+}
+
+#[test]
 fn redact_applies_policy_to_csv() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "people.csv", &people_csv());

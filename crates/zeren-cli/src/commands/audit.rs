@@ -13,6 +13,7 @@ use crate::report::render_audit;
 
 /// Runs `zeren audit`.
 pub fn run(args: AuditArgs) -> Result<(), CliError> {
+    crate::commands::train::check_distinct_columns("--sensitive", &args.sensitive)?;
     let csv = CsvOptions { delimiter: parse_delimiter(&args.delimiter)?, ..CsvOptions::default() };
     let table = Table::from_path(&args.data, &csv)?;
     let label = table.column_index(&args.label)?;

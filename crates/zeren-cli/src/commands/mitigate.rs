@@ -265,14 +265,14 @@ pub fn reduce(
     if !summary.converged {
         // The gap bounds how far the classifier may be from the best fair one; the constraint
         // itself is checked directly on the training rows.
-        let constraint = if summary.max_violation <= summary.config.tolerance {
+        let constraint = if summary.max_violation <= summary.config.tolerance + crate::report::TOLERANCE_SLACK {
             format!(
-                "its largest constraint violation on the training rows, {:.4}, is within the tolerance {}, but a more accurate classifier may exist",
+                "its largest constraint violation on the training rows, {:.6}, is within the tolerance {}, but a more accurate classifier may exist",
                 summary.max_violation, summary.config.tolerance
             )
         } else {
             format!(
-                "its largest constraint violation on the training rows, {:.4}, exceeds the tolerance {}",
+                "its largest constraint violation on the training rows, {:.6}, exceeds the tolerance {}",
                 summary.max_violation, summary.config.tolerance
             )
         };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rayon::prelude::*;
@@ -59,7 +59,7 @@ fn masked(value: &str) -> String {
 /// Scans the valid UTF-8 stretches of `bytes`; offsets are relative to `bytes`.
 fn scan_bytes(scanner: &Scanner, bytes: &[u8], min_score: f64) -> (Vec<(Finding, String)>, Vec<[usize; 2]>) {
     let mut findings = Vec::new();
-    let mut invalid = Vec::new();
+    let mut invalid: Vec<[usize; 2]> = Vec::new();
     let mut offset = 0;
     for chunk in bytes.utf8_chunks() {
         let text = chunk.valid();
@@ -72,8 +72,13 @@ fn scan_bytes(scanner: &Scanner, bytes: &[u8], min_score: f64) -> (Vec<(Finding,
         }
         offset += text.len();
         if !chunk.invalid().is_empty() {
-            invalid.push([offset, offset + chunk.invalid().len()]);
-            offset += chunk.invalid().len();
+            let end = offset + chunk.invalid().len();
+            // Each invalid sequence is its own chunk, so adjacent ones are joined into one range.
+            match invalid.last_mut() {
+                Some(last) if last[1] == offset => last[1] = end,
+                _ => invalid.push([offset, end]),
+            }
+            offset = end;
         }
     }
     (findings, invalid)
@@ -96,6 +101,7 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
     let delimiter = args.delimiter.as_deref().map(parse_delimiter).transpose()?;
     let scanner = Scanner::new();
     let files = expand(&args.paths)?;
+    check_report_path(&args.report, &files)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut reports = Vec::new();
@@ -133,7 +139,8 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
     if !args.json {
         print_summary(&reports, &mut out).map_err(|e| CliError::Failure(e.into()))?;
     }
-    let text = serde_json::to_string_pretty(&json!({ "files": reports })).map_err(|e| CliError::Failure(e.into()))?;
+    let report = json!({ "format": REPORT_FORMAT, "files": reports });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| CliError::Failure(e.into()))?;
     write_report(&args.report, text.as_bytes())?;
     Ok(())
 }
@@ -321,12 +328,53 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
 }
 
 /// Writes the report through a temporary file, replacing an earlier report.
+/// Value of the `format` field of a scan report, which marks a file `zeren scan` may replace.
+const REPORT_FORMAT: &str = "zeren-pii-report";
+
+/// Checks, before anything is scanned, that the report may be written to `path`: its directory
+/// exists, and the file there, if any, is an earlier scan report rather than data. A report
+/// from before the `format` field is recognised by being an object with `files` alone.
+fn check_report_path(path: &Path, inputs: &[PathBuf]) -> Result<(), CliError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(CliError::usage(format!(
+            "{}: directory not found for --report; create it first or choose another path",
+            parent.display()
+        )));
+    }
+    if !path.exists() {
+        return Ok(());
+    }
+    let earlier: Option<serde_json::Value> =
+        std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let is_report = earlier.as_ref().and_then(serde_json::Value::as_object).is_some_and(|object| {
+        object.get("format").and_then(serde_json::Value::as_str) == Some(REPORT_FORMAT)
+            || (object.len() == 1 && object.get("files").is_some_and(serde_json::Value::is_array))
+    });
+    if is_report {
+        return Ok(());
+    }
+    let canonical = path.canonicalize().ok();
+    if inputs.iter().any(|input| input.canonicalize().ok() == canonical) {
+        return Err(CliError::usage(format!(
+            "{}: --report names a file being scanned; choose another report path",
+            path.display()
+        )));
+    }
+    Err(CliError::usage(format!(
+        "{}: file already exists and is not a zeren scan report; choose another --report or remove it",
+        path.display()
+    )))
+}
+
 fn write_report(path: &Path, contents: &[u8]) -> Result<(), CliError> {
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
     let mut file =
         tempfile::NamedTempFile::new_in(parent).with_context(|| format!("{}: cannot write here", parent.display()))?;
     file.write_all(contents).with_context(|| format!("{}: cannot write", path.display()))?;

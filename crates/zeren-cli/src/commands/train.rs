@@ -724,6 +724,9 @@ fn non_private_reference(
 }
 
 fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
+    if let Some(sensitive) = &args.sensitive {
+        check_distinct_columns("--sensitive", sensitive)?;
+    }
     let missing_values = args.missing_values.clone().unwrap_or_else(default_missing_values);
     match (&args.dataset, &args.data) {
         (Some(name), None) => {
@@ -790,6 +793,17 @@ fn load_source(args: &TrainArgs) -> Result<Source, CliError> {
             "nothing to train on: give --dataset NAME (adult, german, compas) or --data FILE --target COL --positive-label VALUE",
         )),
     }
+}
+
+/// Rejects a column list that names a column twice, which would audit and mitigate a column
+/// joined with itself.
+pub(crate) fn check_distinct_columns(flag: &str, columns: &[String]) -> Result<(), CliError> {
+    for (index, column) in columns.iter().enumerate() {
+        if columns[..index].contains(column) {
+            return Err(CliError::usage(format!("{flag} names column '{column}' twice; list each column once")));
+        }
+    }
+    Ok(())
 }
 
 fn data_info(source: &Source, data: &PreparedData, sensitive_as_features: bool) -> DataInfo {
