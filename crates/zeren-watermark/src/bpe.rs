@@ -7,8 +7,11 @@
 //! boundary, so a token never spans two words. Chinese characters count as letters, so a Chinese
 //! run up to the next punctuation is one chunk and merges join its frequent character pairs.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::ops::Range;
+
+use rustc_hash::FxHashMap;
 
 /// Characters per chunk at most. A longer run (a long Chinese clause, a long number) is cut, so
 /// that encoding, which is quadratic in the chunk's length, stays fast on any input.
@@ -22,7 +25,7 @@ pub(crate) const BYTE_TOKENS: u32 = 256;
 pub(crate) struct Bpe {
     merges: Vec<[u32; 2]>,
     /// Rank (position in `merges`) of each merged pair.
-    ranks: HashMap<[u32; 2], u32>,
+    ranks: FxHashMap<[u32; 2], u32>,
     /// Bytes of every token id.
     tokens: Vec<Vec<u8>>,
 }
@@ -108,40 +111,81 @@ impl Bpe {
     /// Learns merges from `text` until the vocabulary has `vocab_size` tokens or no pair of
     /// tokens occurs twice. Each step merges the most frequent adjacent pair, ties going to the
     /// pair of lowest ids, so the same text always gives the same merges.
+    ///
+    /// Pair counts are kept up to date rather than recounted: each merge revisits only the
+    /// distinct chunks that contain the merged pair, found through an index from pairs to
+    /// chunks, and a max-heap with stale entries skipped yields the next pair.
     pub(crate) fn fit(text: &str, vocab_size: usize) -> Self {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
         for range in chunks(text) {
             *counts.entry(&text[range]).or_default() += 1;
         }
-        // Sorted, so that the merged sequences and hence the result do not depend on hash order.
-        let mut words: Vec<(&str, usize)> = counts.into_iter().collect();
-        words.sort_unstable();
-        let mut words: Vec<(Vec<u32>, usize)> = words
+        let mut words: Vec<(Vec<u32>, usize)> = counts
             .into_iter()
             .filter(|(word, _)| word.len() > 1)
             .map(|(word, count)| (word.bytes().map(u32::from).collect(), count))
             .collect();
+        // Sorted, so that the index and hence the work done do not depend on hash order.
+        words.sort_unstable();
+
+        let mut pair_counts: FxHashMap<[u32; 2], usize> = FxHashMap::default();
+        let mut index: FxHashMap<[u32; 2], Vec<u32>> = FxHashMap::default();
+        for (position, (ids, count)) in words.iter().enumerate() {
+            for pair in ids.windows(2) {
+                let pair = [pair[0], pair[1]];
+                *pair_counts.entry(pair).or_default() += count;
+                index.entry(pair).or_default().push(position as u32);
+            }
+        }
+        let mut heap: BinaryHeap<(usize, Reverse<[u32; 2]>)> =
+            pair_counts.iter().map(|(&pair, &count)| (count, Reverse(pair))).collect();
 
         let mut merges = Vec::new();
         while (BYTE_TOKENS as usize) + merges.len() < vocab_size {
-            let mut pairs: HashMap<[u32; 2], usize> = HashMap::new();
-            for (ids, count) in &words {
-                for pair in ids.windows(2) {
-                    *pairs.entry([pair[0], pair[1]]).or_default() += count;
-                }
-            }
-            let best = pairs
-                .into_iter()
-                .filter(|&(_, count)| count >= 2)
-                .max_by(|(pair_a, count_a), (pair_b, count_b)| count_a.cmp(count_b).then(pair_b.cmp(pair_a)));
-            let Some((pair, _)) = best else {
+            let Some((count, Reverse(pair))) = heap.pop() else {
                 break;
             };
-            let merged = BYTE_TOKENS + merges.len() as u32;
-            for (ids, _) in &mut words {
-                merge_pair(ids, pair, merged);
+            if pair_counts.get(&pair) != Some(&count) {
+                continue;
             }
-            words.retain(|(ids, _)| ids.len() > 1);
+            if count < 2 {
+                break;
+            }
+            let merged = BYTE_TOKENS + merges.len() as u32;
+            let mut touched: Vec<[u32; 2]> = Vec::new();
+            for position in index.remove(&pair).unwrap_or_default() {
+                let (ids, count) = &mut words[position as usize];
+                if !ids.windows(2).any(|window| window == pair) {
+                    continue;
+                }
+                for window in ids.windows(2) {
+                    let old = [window[0], window[1]];
+                    if let Some(total) = pair_counts.get_mut(&old) {
+                        *total -= *count;
+                    }
+                    touched.push(old);
+                }
+                merge_pair(ids, pair, merged);
+                for window in ids.windows(2) {
+                    let new = [window[0], window[1]];
+                    *pair_counts.entry(new).or_default() += *count;
+                    touched.push(new);
+                    if new.contains(&merged) {
+                        index.entry(new).or_default().push(position);
+                    }
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for touched in touched {
+                match pair_counts.get(&touched) {
+                    Some(0) => {
+                        pair_counts.remove(&touched);
+                    }
+                    Some(&count) => heap.push((count, Reverse(touched))),
+                    None => {}
+                }
+            }
             merges.push(pair);
         }
         Self::from_merges(merges).expect("learned merges only refer to earlier tokens")
@@ -151,7 +195,7 @@ impl Bpe {
     /// and that no pair is merged twice.
     pub(crate) fn from_merges(merges: Vec<[u32; 2]>) -> Result<Self, String> {
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|byte| vec![byte]).collect();
-        let mut ranks = HashMap::with_capacity(merges.len());
+        let mut ranks = FxHashMap::default();
         for (rank, &[left, right]) in merges.iter().enumerate() {
             let next = tokens.len() as u32;
             if left >= next || right >= next {
@@ -203,7 +247,7 @@ impl Bpe {
         let mut ids = Vec::with_capacity(text.len() / 2);
         let mut offsets = Vec::with_capacity(text.len() / 2);
         // Repeated words are encoded once.
-        let mut cache: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut cache: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
         for range in chunks(text) {
             let chunk = &text[range.clone()];
             let encoded = cache.entry(chunk).or_insert_with(|| {
@@ -225,6 +269,8 @@ impl Bpe {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn pieces(text: &str) -> Vec<&str> {
@@ -267,6 +313,53 @@ mod tests {
         let (ids, offsets) = bpe.encode_with_offsets(" lowest");
         assert_eq!(ids, [32, 259, 257]);
         assert_eq!(offsets, [0..1, 1..4, 4..7]);
+    }
+
+    /// Learns merges the plain way, recounting every pair before each merge.
+    fn fit_by_recounting(text: &str, vocab_size: usize) -> Vec<[u32; 2]> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for range in chunks(text) {
+            *counts.entry(&text[range]).or_default() += 1;
+        }
+        let mut words: Vec<(Vec<u32>, usize)> =
+            counts.into_iter().map(|(word, count)| (word.bytes().map(u32::from).collect(), count)).collect();
+        let mut merges = Vec::new();
+        while (BYTE_TOKENS as usize) + merges.len() < vocab_size {
+            let mut pairs: HashMap<[u32; 2], usize> = HashMap::new();
+            for (ids, count) in &words {
+                for pair in ids.windows(2) {
+                    *pairs.entry([pair[0], pair[1]]).or_default() += count;
+                }
+            }
+            let best = pairs
+                .into_iter()
+                .filter(|&(_, count)| count >= 2)
+                .max_by(|(pair_a, count_a), (pair_b, count_b)| count_a.cmp(count_b).then(pair_b.cmp(pair_a)));
+            let Some((pair, _)) = best else {
+                break;
+            };
+            let merged = BYTE_TOKENS + merges.len() as u32;
+            for (ids, _) in &mut words {
+                merge_pair(ids, pair, merged);
+            }
+            merges.push(pair);
+        }
+        merges
+    }
+
+    #[test]
+    fn incremental_fit_equals_recounting() {
+        let texts = [
+            "aaaa aaa aa a abab baba aaaa".to_string(),
+            "the cat sat on the mat; the cat ate the rat. ".repeat(5),
+            "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。春眠不觉晓。".repeat(3),
+            (0..400).map(|i| ["ab", "ba", "aab", " ", "bb", "a", "。"][i * 7 % 11 % 7]).collect::<String>(),
+        ];
+        for text in &texts {
+            for vocab_size in [260, 300, 400] {
+                assert_eq!(Bpe::fit(text, vocab_size).merges(), fit_by_recounting(text, vocab_size), "{text:?}");
+            }
+        }
     }
 
     #[test]
