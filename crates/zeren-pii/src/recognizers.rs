@@ -359,7 +359,8 @@ impl Scanner {
             ),
             recognizer(
                 IpAddress,
-                r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}",
+                // The dotted tail takes in an embedded IPv4 address, as in `::ffff:192.0.2.1`.
+                r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?",
                 Some(ipv6),
                 0.6,
                 false,
@@ -502,7 +503,8 @@ impl Scanner {
                 // A rejected match may hide a valid one that starts inside it ("MAC:12:34..."
                 // first matches "AC:12:..."), so the search resumes one character later.
                 let rejected = (recognizer.bounded && !bounded(folded, start, end))
-                    || recognizer.check.is_some_and(|valid| !valid(matched));
+                    || recognizer.check.is_some_and(|valid| !valid(matched))
+                    || part_of_longer_address(recognizer.entity, matched, folded, start, end);
                 if rejected {
                     let glued_before = folded[..start].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
                     at = if recognizer.bounded && glued_before {
@@ -538,6 +540,42 @@ impl Scanner {
 /// Drops trailing punctuation that ends a sentence rather than the address.
 fn trim_url(entity: EntityType, matched: &str) -> &str {
     if entity == EntityType::Url { matched.trim_end_matches(['.', ',', ';', ':', '!', '?', ')']) } else { matched }
+}
+
+/// Checks whether a MAC or IPv4 match is a piece of a longer run of the same shape: an EUI-64
+/// (`00-1a-2b-3c-4d-5e-6f-70`) rather than a MAC address, or a version number (`1.2.3.4.5`)
+/// rather than an IPv4 address. A port after an IPv4 address (`192.0.2.1:8080`) and a label
+/// before a MAC address (`MAC:00:1a:...`) are no such run.
+fn part_of_longer_address(entity: EntityType, matched: &str, text: &str, start: usize, end: usize) -> bool {
+    if !matches!(entity, EntityType::MacAddress | EntityType::IpAddress) {
+        return false;
+    }
+    let mut after = [None; 2];
+    for (slot, c) in after.iter_mut().zip(text[end..].chars()) {
+        *slot = Some(c);
+    }
+    let mut before = [None; 4];
+    for (slot, c) in before.iter_mut().zip(text[..start].chars().rev()) {
+        *slot = Some(c);
+    }
+    match entity {
+        EntityType::MacAddress => {
+            let separator = |c: Option<char>| matches!(c, Some(':' | '-'));
+            let hex = |c: Option<char>| c.is_some_and(|c| c.is_ascii_hexdigit());
+            let group_after = separator(after[0]) && hex(after[1]);
+            // A whole group of two hex digits before the separator, not the end of a word.
+            let group_before = separator(before[0])
+                && hex(before[1])
+                && hex(before[2])
+                && !before[3].is_some_and(|c| c.is_ascii_alphanumeric());
+            group_after || group_before
+        }
+        EntityType::IpAddress if !matched.contains(':') => {
+            let joined = |pair: &[Option<char>]| pair[0] == Some('.') && pair[1].is_some_and(|c| c.is_ascii_digit());
+            joined(&after) || joined(&before[..2])
+        }
+        _ => false,
+    }
 }
 
 /// Checks that the span is not glued to an ASCII letter or digit (a Chinese character may touch it).

@@ -146,7 +146,10 @@ fn redact_csv(
 
     let mut writer = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(output);
     let kept_header: Vec<&[u8]> = header.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| h).collect();
-    writer.write_record(&kept_header).map_err(|e| CliError::Failure(e.into()))?;
+    // An empty file has no header, and its copy stays empty rather than gaining a `""` line.
+    if !header.is_empty() {
+        writer.write_record(&kept_header).map_err(|e| CliError::Failure(e.into()))?;
+    }
 
     let mut ragged = Vec::new();
     let mut row = 0u64;
@@ -200,7 +203,7 @@ fn redact_csv(
     }
     if !ragged.is_empty() {
         eprintln!(
-            "zeren: {}: {} rows have a different number of fields than the header (rows {}); they were redacted as they are",
+            "zeren: {}: {} data rows have a different number of fields than the header (data rows {}, header excluded); they were redacted as they are",
             path.display(),
             ragged.len(),
             ragged.iter().take(10).map(u64::to_string).collect::<Vec<_>>().join(", ")

@@ -128,7 +128,7 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
         }
         if !report.ragged_rows.is_empty() {
             eprintln!(
-                "zeren: {display}: {} rows have a different number of fields than the header (first: row {})",
+                "zeren: {display}: {} data rows have a different number of fields than the header (first: data row {}, header excluded)",
                 report.ragged_rows.len(),
                 report.ragged_rows[0]
             );
@@ -279,6 +279,13 @@ fn scan_csv(
     Ok(())
 }
 
+/// Pads `text` with spaces to `width` terminal columns. Chinese characters take two columns,
+/// which `format!`'s width, counting characters, does not know.
+fn padded(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
 fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "{:<16} {:<40} {:>9} {:>8}  example", "entity", "file: column", "findings", "rows")?;
     let mut any = false;
@@ -291,7 +298,8 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
                     if location == "(text)" { report.path.clone() } else { format!("{}: {location}", report.path) };
                 writeln!(
                     out,
-                    "{entity:<16} {place:<40} {:>9} {:>7.1}%  {}",
+                    "{entity:<16} {} {:>9} {:>7.1}%  {}",
+                    padded(&place, 40),
                     tally.findings,
                     share * 100.0,
                     tally.example
@@ -302,9 +310,9 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
             any = true;
             writeln!(
                 out,
-                "{:<16} {:<40} {:>9} {:>8}  unique per row",
+                "{:<16} {} {:>9} {:>8}  unique per row",
                 "QUASI_IDENTIFIER",
-                format!("{}: {}", report.path, column.column),
+                padded(&format!("{}: {}", report.path, column.column), 40),
                 "-",
                 "-"
             )?;
@@ -313,9 +321,9 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
             any = true;
             writeln!(
                 out,
-                "{:<16} {:<40} {:>9} {:>8}  by column name",
+                "{:<16} {} {:>9} {:>8}  by column name",
                 "PERSON",
-                format!("{}: {}", report.path, column.column),
+                padded(&format!("{}: {}", report.path, column.column), 40),
                 "-",
                 "-"
             )?;

@@ -186,3 +186,18 @@ fn dense_dfas_find_what_the_general_engine_finds() {
     }
     assert!(compared > 100, "the probes should hold matches of the dense patterns: {compared}");
 }
+
+#[test]
+fn longer_runs_are_not_mac_or_ipv4() {
+    // Eight colon-separated groups also spell a valid IPv6 address, which is what is reported.
+    assert_eq!(
+        entities("EUI-64 00:1a:2b:3c:4d:5e:6f:70 here"),
+        vec![(EntityType::IpAddress, "00:1a:2b:3c:4d:5e:6f:70")]
+    );
+    assert_eq!(entities("EUI-64 00-1a-2b-3c-4d-5e-6f-70 here"), vec![]);
+    assert_eq!(entities("version 1.2.3.4.5 released"), vec![]);
+    assert_eq!(entities("server 192.0.2.1:8080 up"), vec![(EntityType::IpAddress, "192.0.2.1")]);
+    assert_eq!(entities("mapped ::ffff:192.0.2.1 here"), vec![(EntityType::IpAddress, "::ffff:192.0.2.1")]);
+    assert_eq!(entities("MAC 00-1A-2B-3C-4D-5E."), vec![(EntityType::MacAddress, "00-1A-2B-3C-4D-5E")]);
+    assert_eq!(entities("MAC：1B:DC:B3:36:B8:65。"), vec![(EntityType::MacAddress, "1B:DC:B3:36:B8:65")]);
+}
