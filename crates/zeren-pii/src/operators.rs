@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::normalize::Normalized;
 use crate::{EntityType, Finding, PiiError};
 
 /// Replacement rule for a found value or a column.
@@ -172,7 +173,7 @@ impl<'a> Redactor<'a> {
             Operator::Hash => {
                 let key = self.key.as_deref().unwrap_or_default();
                 let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
-                mac.update(value.as_bytes());
+                mac.update(canonical(entity, value).as_bytes());
                 let digest = mac.finalize().into_bytes();
                 hex::encode(&digest[..8])
             }
@@ -197,6 +198,37 @@ impl<'a> Redactor<'a> {
     }
 }
 
+/// Returns the form of a value that the hash operator hashes, so that one identifier written in
+/// different ways gets one pseudonym: full-width characters folded; phone, card and ID numbers,
+/// IBANs and MAC addresses without separators and in capitals; `+86` or `0086` dropped before a
+/// mainland mobile number; e-mail addresses in lower case; IP addresses in their standard form.
+pub fn canonical(entity: EntityType, value: &str) -> String {
+    let folded = Normalized::new(value).text;
+    let compact =
+        || -> String { folded.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect() };
+    match entity {
+        EntityType::PhoneNumber => {
+            let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
+            let national = digits.strip_prefix("0086").or_else(|| digits.strip_prefix("86"));
+            match national {
+                Some(mobile) if mobile.len() == 11 && mobile.starts_with('1') => mobile.to_string(),
+                _ => digits,
+            }
+        }
+        EntityType::CreditCard
+        | EntityType::CnResidentId
+        | EntityType::UsSsn
+        | EntityType::IbanCode
+        | EntityType::CnUscc
+        | EntityType::MacAddress => compact(),
+        EntityType::EmailAddress => folded.to_lowercase(),
+        EntityType::IpAddress => {
+            folded.parse::<std::net::IpAddr>().map_or_else(|_| folded.to_string(), |address| address.to_string())
+        }
+        _ => folded.into_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +242,36 @@ EMAIL_ADDRESS = "hash"
 [columns]
 "身份证号" = "drop"
 "#;
+
+    #[test]
+    fn hash_gives_one_pseudonym_per_identifier() {
+        let policy = Policy::from_toml("policy.toml", "default = \"hash\"").unwrap();
+        let redactor = Redactor::new(&policy, Some(b"a key of thirty-two bytes or more!".to_vec())).unwrap();
+        let hash = |entity, value| redactor.replace(entity, None, value);
+        let phone = hash(EntityType::PhoneNumber, "13912345678");
+        for form in ["１３９１２３４５６７８", "+86 139 1234 5678", "139-1234-5678", "0086 13912345678"] {
+            assert_eq!(hash(EntityType::PhoneNumber, form), phone, "{form}");
+        }
+        assert_ne!(hash(EntityType::PhoneNumber, "13912345679"), phone);
+        assert_eq!(
+            hash(EntityType::CreditCard, "4111 1111 1111 1111"),
+            hash(EntityType::CreditCard, "4111-1111-1111-1111")
+        );
+        assert_eq!(
+            hash(EntityType::CnResidentId, "11010519491231002x"),
+            hash(EntityType::CnResidentId, "11010519491231002X")
+        );
+        assert_eq!(
+            hash(EntityType::EmailAddress, "Li.Wei@Example.com"),
+            hash(EntityType::EmailAddress, "li.wei@example.com")
+        );
+        assert_eq!(hash(EntityType::IpAddress, "2001:0db8:0:0:0:0:0:1"), hash(EntityType::IpAddress, "2001:db8::1"));
+        assert_eq!(
+            hash(EntityType::MacAddress, "00-1a-2b-3c-4d-5e"),
+            hash(EntityType::MacAddress, "00:1A:2B:3C:4D:5E")
+        );
+        assert_eq!(phone.len(), 16);
+    }
 
     #[test]
     fn policy_picks_operators_by_entity_and_column() {
