@@ -574,7 +574,8 @@ fn metrics(page: &mut Page, report: &Value) -> Result<(), CardError> {
     match text(report, "/mitigation/method") {
         "threshold" | "exponentiated-gradient" => page.line(
             "<p>The mitigated classifier is randomised (see Bias mitigation): the metrics below are those of one \
-             seeded draw of its predictions.</p>",
+             seeded draw of its predictions. ROC AUC and log loss score its probability of a positive prediction, \
+             which is often exactly 0 or 1, so its log loss is far above a calibrated model's.</p>",
         ),
         _ => page.line(format!(
             "<p>A row is predicted positive when its probability is at least {}.</p>",
@@ -865,6 +866,45 @@ fn mitigation(page: &mut Page, report: &Value) -> Result<(), CardError> {
         );
     }
 
+    if let Some(groups) = section.pointer("/threshold/groups").and_then(Value::as_object) {
+        let bound = |value: &Value, pointer: &str| match at(value, pointer) {
+            Value::String(text) => text.clone(),
+            other => fixed(other.as_f64()),
+        };
+        let rows: Vec<Vec<String>> = groups
+            .iter()
+            .map(|(group, rule)| {
+                let probabilities = at(rule, "/probabilities");
+                vec![
+                    group.clone(),
+                    count(num(rule, "/fitted/rows")),
+                    bound(rule, "/lower"),
+                    bound(rule, "/upper"),
+                    fixed(num(probabilities, "/1")),
+                    fixed(num(rule, "/fitted/selection_rate")),
+                ]
+            })
+            .collect();
+        page.line(format!(
+            "<p>Group thresholds, fitted on {} rows of the {} split: a row scoring above its group's upper threshold \
+             is predicted positive, below the lower one negative, and between them positive with the probability \
+             shown.</p>",
+            count(num(section, "/threshold/fitted_rows")),
+            escape(text(section, "/threshold/fitted_on"))
+        ));
+        page.table(
+            &[
+                "group",
+                "fitted rows",
+                "lower threshold",
+                "upper threshold",
+                "P(positive) between",
+                "fitted selection rate",
+            ],
+            &rows,
+        );
+    }
+
     let disparity = match text(section, "/constraint") {
         "demographic-parity" => "demographic_parity_difference",
         "true-positive-rate-parity" => "equal_opportunity_difference",
@@ -1036,6 +1076,19 @@ fn considerations(page: &mut Page, report: &Value) {
             "Exponentiated gradient stopped at its iteration limit with duality gap {} above its threshold: a more \
              accurate classifier meeting the constraint may exist.",
             fixed(num(report, "/mitigation/reduction/summary/gap"))
+        ));
+    }
+    let small_fits: Vec<String> = at(report, "/mitigation/threshold/groups")
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, rule)| num(rule, "/fitted/rows").is_some_and(|rows| rows < 30.0))
+        .map(|(group, rule)| format!("{group} ({})", count(num(rule, "/fitted/rows"))))
+        .collect();
+    if !small_fits.is_empty() {
+        caveats.push(format!(
+            "The thresholds of {} were fitted on fewer than 30 rows each, so their rates on new data are uncertain.",
+            small_fits.join(", ")
         ));
     }
     if matches!(text(report, "/mitigation/method"), "threshold" | "exponentiated-gradient") {

@@ -12,12 +12,41 @@ mod progress;
 mod report;
 mod run_dir;
 
-use std::io::IsTerminal;
-
 use clap::Parser;
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::{Cli, Command};
+
+/// Formats log events like zeren's other messages: `zeren: warning: ...`, `zeren: ...` for
+/// progress, so that every line on standard error starts the same way.
+struct Prefixed;
+
+impl<S, N> FormatEvent<S, N> for Prefixed
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            Level::INFO => "",
+            _ => "debug: ",
+        };
+        write!(writer, "zeren: {level}")?;
+        context.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
 
 fn main() {
     // SAFETY: restoring the default SIGPIPE action at start-up, before any other thread exists,
@@ -31,9 +60,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .without_time()
+        .event_format(Prefixed)
         .init();
     run_dir::remove_pending_on_interrupt();
 

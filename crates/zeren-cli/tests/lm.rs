@@ -281,6 +281,31 @@ fn generate_without_key_is_unmarked_and_reproducible() {
 }
 
 #[test]
+fn train_help_states_library_defaults() {
+    // The flags are optional so that the library's defaults apply, so the help must name those.
+    let model = zeren_train::lm::TransformerLmConfig::with_vocab_size(256);
+    let training = zeren_train::lm::LmTrainConfig::default();
+    let output = zeren().args(["lm", "train", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected = [
+        ("epochs", training.epochs.to_string()),
+        ("per epoch", training.steps_per_epoch.to_string()),
+        ("per step", training.batch_size.to_string()),
+        ("AdamW", training.learning_rate.to_string()),
+        ("warmup", training.warmup_steps.to_string()),
+        ("attends over", model.context_len.to_string()),
+        ("residual stream", model.d_model.to_string()),
+        ("--d-model", model.n_heads.to_string()),
+        ("Transformer blocks", model.n_layers.to_string()),
+        ("feed-forward network", model.d_ff.to_string()),
+    ];
+    for (phrase, value) in expected {
+        let pattern = format!("{phrase} (default {value})");
+        assert!(help.contains(&pattern), "the help lacks '{pattern}'");
+    }
+}
+
+#[test]
 fn lm_rejects_invalid_flags() {
     let dir = TempDir::new().unwrap();
     let corpus = write(&dir, "verse.txt", &verse());

@@ -187,6 +187,10 @@ pub fn decide(
     }
 }
 
+/// Fitted rows per group below which threshold rates are too uncertain to trust without a
+/// warning: the rule of thumb also used for the audit's small-group caveat.
+const SMALL_FITTED_GROUP: usize = 30;
+
 /// Fits group thresholds to the scores of one split.
 ///
 /// # Errors
@@ -219,6 +223,20 @@ pub fn fit_thresholds(
     let thresholds = ThresholdOptimizer::fit(&config, scores, &split.labels, &groups, None).map_err(|error| {
         with_context(error, &format!("--mitigation threshold on the {split_name} split of {}", sensitive.join(", ")))
     })?;
+    let small: Vec<String> = thresholds
+        .groups
+        .iter()
+        .filter(|(_, rule)| rule.fitted.rows < SMALL_FITTED_GROUP)
+        .map(|(group, rule)| format!("'{group}' ({} rows)", rule.fitted.rows))
+        .collect();
+    if !small.is_empty() {
+        tracing::warn!(
+            "the thresholds of {} were fitted on fewer than {SMALL_FITTED_GROUP} {split_name} rows each, so their rates \
+             on new data are uncertain and the test disparities may differ; more data, fewer sensitive columns or \
+             --threshold-split train give more rows",
+            small.join(", ")
+        );
+    }
     let report = ThresholdReport {
         objective: args.objective.unwrap_or_default(),
         fitted_on,

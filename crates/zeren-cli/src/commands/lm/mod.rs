@@ -67,52 +67,54 @@ pub struct LmTrainArgs {
     /// validation and early stopping off.
     #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
     pub validation_fraction: f64,
-    /// Maximum number of epochs.
+    /// Maximum number of epochs (default 30).
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Optimiser steps per epoch.
+    /// Optimiser steps per epoch (default 100).
     #[arg(long, value_name = "N")]
     pub steps_per_epoch: Option<usize>,
-    /// Windows of text per step.
+    /// Windows of text per step (default 16).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Peak learning rate of AdamW.
+    /// Peak learning rate of AdamW (default 0.002).
     #[arg(long, value_name = "RATE")]
     pub learning_rate: Option<f64>,
-    /// Steps of linear learning-rate warmup.
+    /// Steps of linear learning-rate warmup (default 50).
     #[arg(long, value_name = "N")]
     pub warmup_steps: Option<usize>,
-    /// Learning-rate schedule after the warmup.
+    /// Learning-rate schedule after the warmup (default cosine).
     #[arg(long, value_enum)]
     pub schedule: Option<LrSchedule>,
-    /// Decoupled weight decay of AdamW.
+    /// Decoupled weight decay of AdamW (default 0).
     #[arg(long, value_name = "DECAY")]
     pub weight_decay: Option<f64>,
-    /// Maximum global L2 norm of the gradient. Larger gradients are scaled down to it.
+    /// Maximum global L2 norm of the gradient (default 1). Larger gradients are scaled down to it.
     #[arg(long, value_name = "NORM")]
     pub max_grad_norm: Option<f64>,
-    /// Stop after this many epochs without a lower validation loss, keeping the best epoch.
+    /// Stop after this many epochs without a lower validation loss, keeping the best epoch
+    /// (default 3).
     #[arg(long, value_name = "EPOCHS")]
     pub patience: Option<usize>,
-    /// Stop after the first epoch that ends past this many minutes of training.
+    /// Stop after the first epoch that ends past this many minutes of training (default: no limit).
     #[arg(long, value_name = "MINUTES")]
     pub max_minutes: Option<f64>,
-    /// Tokens the model attends over.
+    /// Tokens the model attends over (default 64).
     #[arg(long, value_name = "TOKENS")]
     pub context_len: Option<usize>,
-    /// Width of the embeddings and the residual stream.
+    /// Width of the embeddings and the residual stream (default 128).
     #[arg(long, value_name = "WIDTH")]
     pub d_model: Option<usize>,
-    /// Attention heads per layer, which must divide --d-model.
+    /// Attention heads per layer, which must divide --d-model (default 4).
     #[arg(long, value_name = "N")]
     pub heads: Option<usize>,
-    /// Transformer blocks.
+    /// Transformer blocks (default 2).
     #[arg(long, value_name = "N")]
     pub layers: Option<usize>,
-    /// Hidden width of each block's feed-forward network.
+    /// Hidden width of each block's feed-forward network (default 512).
     #[arg(long, value_name = "WIDTH")]
     pub d_ff: Option<usize>,
-    /// Dropout probability during training, in [0, 1), on embeddings, attention weights and residual branches.
+    /// Dropout probability during training, in [0, 1), on embeddings, attention weights and residual
+    /// branches (default 0).
     #[arg(long, value_name = "P")]
     pub dropout: Option<f64>,
     /// Seed of the initial weights, the training windows and dropout.
