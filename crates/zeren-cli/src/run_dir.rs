@@ -159,17 +159,7 @@ impl AtomicFile {
                 path.display()
             )));
         }
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        // A missing directory is more often a mistyped path than a request to create one.
-        if !parent.is_dir() {
-            return Err(CliError::usage(format!(
-                "{}: directory not found; create it first or choose another output",
-                parent.display()
-            )));
-        }
+        let parent = output_directory(path)?;
         let file = tempfile::Builder::new()
             .prefix(".zeren-partial-")
             .permissions(std::fs::Permissions::from_mode(0o644))
@@ -215,6 +205,26 @@ impl Drop for AtomicFile {
             pending.retain(|p| *p != self.staging);
         }
     }
+}
+
+/// Returns the directory a file at `path` goes in, which must exist: a missing directory is more
+/// often a mistyped path than a request to create one.
+///
+/// # Errors
+///
+/// Returns a usage error naming the directory when it does not exist.
+pub fn output_directory(path: &Path) -> Result<&Path, CliError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(CliError::usage(format!(
+            "{}: directory not found; create it first or choose another output",
+            parent.display()
+        )));
+    }
+    Ok(parent)
 }
 
 /// Writes a new file atomically (see [`AtomicFile`]).

@@ -15,6 +15,7 @@ use crate::cli::ScanArgs;
 use crate::commands::text_lines::{FileKind, Lines, expand, file_kind, looks_binary};
 use crate::config::parse_delimiter;
 use crate::error::CliError;
+use crate::run_dir::output_directory;
 
 /// Invalid UTF-8 ranges listed per file; more are counted but not listed.
 const LISTED_INVALID_RANGES: usize = 100;
@@ -335,7 +336,6 @@ fn print_summary(reports: &[FileReport], out: &mut impl Write) -> std::io::Resul
     Ok(())
 }
 
-/// Writes the report through a temporary file, replacing an earlier report.
 /// Value of the `format` field of a scan report, which marks a file `zeren scan` may replace.
 const REPORT_FORMAT: &str = "zeren-pii-report";
 
@@ -343,16 +343,7 @@ const REPORT_FORMAT: &str = "zeren-pii-report";
 /// exists, and the file there, if any, is an earlier scan report rather than data. A report
 /// from before the `format` field is recognised by being an object with `files` alone.
 fn check_report_path(path: &Path, inputs: &[PathBuf]) -> Result<(), CliError> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(CliError::usage(format!(
-            "{}: directory not found for --report; create it first or choose another path",
-            parent.display()
-        )));
-    }
+    output_directory(path)?;
     if !path.exists() {
         return Ok(());
     }
@@ -378,11 +369,9 @@ fn check_report_path(path: &Path, inputs: &[PathBuf]) -> Result<(), CliError> {
     )))
 }
 
+/// Writes the report through a temporary file, replacing an earlier report.
 fn write_report(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = output_directory(path)?;
     let mut file =
         tempfile::NamedTempFile::new_in(parent).with_context(|| format!("{}: cannot write here", parent.display()))?;
     file.write_all(contents).with_context(|| format!("{}: cannot write", path.display()))?;
