@@ -48,6 +48,11 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// Runs `zeren watermark detect` on `text` with the key and the run's tokenizer.
+fn detect(key: &Path, run: &Path, text: &Path) -> assert_cmd::assert::Assert {
+    zeren().args(["watermark", "detect", "--key"]).arg(key).arg("--tokenizer").arg(run).arg(text).assert()
+}
+
 fn keygen(dir: &TempDir) -> PathBuf {
     let key = dir.path().join("zeren.key");
     zeren().args(["keygen", "--out"]).arg(&key).assert().success();
@@ -122,15 +127,7 @@ fn bpe_tokenizer_trains_generates_and_detects() {
         .arg(&out)
         .assert()
         .success();
-    zeren()
-        .args(["watermark", "detect", "--key"])
-        .arg(&key)
-        .arg("--tokenizer")
-        .arg(&run)
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("poem.txt: watermarked"));
+    detect(&key, &run, &out).success().stdout(predicate::str::contains("poem.txt: watermarked"));
 }
 
 #[test]
@@ -162,15 +159,7 @@ fn generate_watermarks_and_labels_text() {
     assert_eq!(metadata["watermark"]["gamma"], 0.25);
     assert_eq!(metadata["label"], "【本文由人工智能生成】");
 
-    zeren()
-        .args(["watermark", "detect", "--key"])
-        .arg(&key)
-        .arg("--tokenizer")
-        .arg(&run)
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("poem.txt: watermarked"));
+    detect(&key, &run, &out).success().stdout(predicate::str::contains("poem.txt: watermarked"));
 }
 
 #[test]
