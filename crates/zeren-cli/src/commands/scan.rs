@@ -155,12 +155,13 @@ fn scan_text(
 ) -> Result<(), CliError> {
     report.kind = "text";
     let mut lines = Lines::open(path)?;
-    loop {
-        let batch = lines.next_batch()?;
-        if batch.is_empty() {
-            break;
-        }
-        let results: Vec<_> = batch.par_iter().map(|line| scan_bytes(scanner, &line.bytes, args.min_score)).collect();
+    let mut batch = lines.next_batch()?;
+    while !batch.is_empty() {
+        // The next batch is read while this one is scanned, so reading does not leave a core idle.
+        let (next, results): (_, Vec<_>) = rayon::join(
+            || lines.next_batch(),
+            || batch.par_iter().map(|line| scan_bytes(scanner, &line.bytes, args.min_score)).collect(),
+        );
         for (line, (findings, invalid)) in batch.iter().zip(results) {
             report.rows = line.number;
             for [start, end] in invalid {
@@ -189,6 +190,7 @@ fn scan_text(
                 tally(report, "(text)", entity, count, &example);
             }
         }
+        batch = next?;
     }
     Ok(())
 }
