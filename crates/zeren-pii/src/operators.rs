@@ -199,22 +199,16 @@ impl<'a> Redactor<'a> {
 }
 
 /// Returns the form of a value that the hash operator hashes, so that one identifier written in
-/// different ways gets one pseudonym: full-width characters folded; phone, card and ID numbers,
-/// IBANs and MAC addresses without separators and in capitals; `+86` or `0086` dropped before a
-/// mainland mobile number; e-mail addresses in lower case; IP addresses in their standard form.
+/// different ways gets one pseudonym. Full-width characters are folded. Card and ID numbers,
+/// IBANs and MAC addresses lose their separators and are written in capitals. Phone numbers take
+/// their national form (see [`national_phone`]), e-mail addresses lower case and IP addresses
+/// their standard form.
 pub fn canonical(entity: EntityType, value: &str) -> String {
     let folded = Normalized::new(value).text;
     let compact =
         || -> String { folded.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect() };
     match entity {
-        EntityType::PhoneNumber => {
-            let digits: String = folded.chars().filter(char::is_ascii_digit).collect();
-            let national = digits.strip_prefix("0086").or_else(|| digits.strip_prefix("86"));
-            match national {
-                Some(mobile) if mobile.len() == 11 && mobile.starts_with('1') => mobile.to_string(),
-                _ => digits,
-            }
-        }
+        EntityType::PhoneNumber => national_phone(&folded),
         EntityType::CreditCard
         | EntityType::CnResidentId
         | EntityType::UsSsn
@@ -227,6 +221,31 @@ pub fn canonical(entity: EntityType, value: &str) -> String {
         }
         _ => folded.into_owned(),
     }
+}
+
+/// Writes a phone number in its national form where its country code is one handled here.
+/// For mainland China (+86) that is a mobile number as it is and a landline after a trunk 0, for
+/// the North American plan (+1) the ten digits, and for the United Kingdom (+44) the number after
+/// a trunk 0. A number without a country code is already national, and others keep all digits.
+fn national_phone(folded: &str) -> String {
+    let trimmed = folded.trim_start();
+    let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if !international {
+        return digits;
+    }
+    let digits = digits.strip_prefix("00").unwrap_or(&digits);
+    if let Some(rest) = digits.strip_prefix("86") {
+        let mobile = rest.len() == 11 && rest.starts_with('1');
+        return if mobile { rest.to_string() } else { format!("0{rest}") };
+    }
+    if let Some(rest) = digits.strip_prefix('1').filter(|rest| rest.len() == 10) {
+        return rest.to_string();
+    }
+    if let Some(rest) = digits.strip_prefix("44") {
+        return format!("0{rest}");
+    }
+    digits.to_string()
 }
 
 #[cfg(test)]
@@ -253,6 +272,18 @@ EMAIL_ADDRESS = "hash"
             assert_eq!(hash(EntityType::PhoneNumber, form), phone, "{form}");
         }
         assert_ne!(hash(EntityType::PhoneNumber, "13912345679"), phone);
+
+        let forms = [
+            ["+86 10 6234 5678", "010-62345678"],
+            ["+1 212 736 5000", "(212) 736-5000"],
+            ["+44 20 7946 0018", "020 7946 0018"],
+        ];
+        for [international, national] in forms {
+            assert_eq!(hash(EntityType::PhoneNumber, international), hash(EntityType::PhoneNumber, national));
+        }
+
+        let id = hash(EntityType::CnResidentId, "110101199003071233");
+        assert_eq!(hash(EntityType::CnResidentId, "110101 19900307 1233"), id);
         assert_eq!(
             hash(EntityType::CreditCard, "4111 1111 1111 1111"),
             hash(EntityType::CreditCard, "4111-1111-1111-1111")

@@ -270,8 +270,11 @@ fn e164(text: &str) -> bool {
     (8..=15).contains(&digits(text).len())
 }
 
-fn compact_id(text: &str) -> bool {
-    validate::cn_resident_id(text)
+/// Validates a resident ID written whole or grouped 6-8-4 (region, birth date, sequence and
+/// check character) with spaces or hyphens.
+fn resident_id(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    validate::cn_resident_id(&compact)
 }
 
 /// Runs every recognizer over text and resolves overlaps.
@@ -379,7 +382,8 @@ impl Scanner {
                 NETWORK_WORDS,
                 |s| s.mac_pair.is_some(),
             ),
-            // Mainland China mobile: 11 digits from 13-19, optionally after +86, grouped 3-4-4.
+            // Mainland China mobile: 11 digits from 13-19, optionally after +86 or 0086, grouped 3-4-4.
+            // The scan loop takes in the 00 of 0086, which in the pattern cost 3% of throughput.
             recognizer(
                 PhoneNumber,
                 r"(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}",
@@ -390,10 +394,11 @@ impl Scanner {
                 PHONE_WORDS,
                 |s| s.digits >= 11,
             ),
-            // Mainland China landline: area code 0XX or 0XXX, then 7 or 8 digits.
+            // Mainland China landline: area code 0XX or 0XXX, then 7 or 8 digits, which may be
+            // grouped 3-4 or 4-4.
             recognizer(
                 PhoneNumber,
-                r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{6,7}",
+                r"\(?0[1-9]\d{1,2}\)?[ -]?[2-9]\d{2,3}[ -]?\d{4}",
                 None,
                 0.4,
                 false,
@@ -443,9 +448,21 @@ impl Scanner {
             recognizer(UsSsn, r"\d{3}-\d{2}-\d{4}", Some(validate::us_ssn), 0.5, false, true, SSN_WORDS, |s| {
                 s.digits >= 9 && s.hyphens >= 2
             }),
-            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(compact_id), 0.9, false, true, ID_WORDS, |s| {
+            recognizer(CnResidentId, r"\d{17}[\dXx]", Some(resident_id), 0.9, false, true, ID_WORDS, |s| {
                 s.longest_digit_run >= 17
             }),
+            recognizer(
+                CnResidentId,
+                r"\d{6}[ -]\d{8}[ -]\d{3}[\dXx]",
+                Some(resident_id),
+                0.9,
+                false,
+                true,
+                ID_WORDS,
+                // The 8-digit birth date is a run, and the other groups hold at least 9 digits
+                // outside the longest run, whichever run that is.
+                |s| s.longest_digit_run >= 8 && s.digits >= s.longest_digit_run + 9,
+            ),
             recognizer(CnResidentId, r"\d{15}", Some(validate::cn_resident_id_15), 0.4, false, true, ID_WORDS, |s| {
                 s.longest_digit_run >= 15
             }),
@@ -497,7 +514,13 @@ impl Scanner {
             } else {
                 ((recognizer.earliest_start)(&shape, folded), folded)
             };
-            while let Some((start, found_end)) = recognizer.pattern.find_at(haystack, at) {
+            while let Some((mut start, found_end)) = recognizer.pattern.find_at(haystack, at) {
+                if recognizer.entity == EntityType::PhoneNumber
+                    && folded[start..found_end].starts_with("86")
+                    && folded[..start].ends_with("00")
+                {
+                    start -= 2;
+                }
                 let matched = trim_url(recognizer.entity, &haystack[start..found_end]);
                 let end = start + matched.len();
                 // A rejected match may hide a valid one that starts inside it ("MAC:12:34..."

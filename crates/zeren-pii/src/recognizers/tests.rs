@@ -166,9 +166,9 @@ const PATTERN_PROBES: &[&str] = &[
 #[test]
 fn dense_dfas_find_what_the_general_engine_finds() {
     let scanner = Scanner::new();
-    // IPv4, the five phone formats, SSN, both resident ID forms, USCC and passport. The date
+    // IPv4, the five phone formats, SSN, the three resident ID forms, USCC and passport. The date
     // pattern contains Chinese characters.
-    assert_eq!(scanner.recognizers.iter().filter(|r| r.pattern.dense.is_some()).count(), 11);
+    assert_eq!(scanner.recognizers.iter().filter(|r| r.pattern.dense.is_some()).count(), 12);
     let mut compared = 0;
     for recognizer in scanner.recognizers.iter().filter(|r| r.pattern.dense.is_some()) {
         for text in PATTERN_PROBES {
@@ -200,4 +200,18 @@ fn longer_runs_are_not_mac_or_ipv4() {
     assert_eq!(entities("mapped ::ffff:192.0.2.1 here"), vec![(EntityType::IpAddress, "::ffff:192.0.2.1")]);
     assert_eq!(entities("MAC 00-1A-2B-3C-4D-5E."), vec![(EntityType::MacAddress, "00-1A-2B-3C-4D-5E")]);
     assert_eq!(entities("MAC：1B:DC:B3:36:B8:65。"), vec![(EntityType::MacAddress, "1B:DC:B3:36:B8:65")]);
+}
+
+#[test]
+fn grouped_ids_and_phones_are_found() {
+    assert_eq!(entities("身份证号 110101 19900307 1233，"), vec![(EntityType::CnResidentId, "110101 19900307 1233")]);
+    assert_eq!(entities("证件 110101-19900307-1234"), vec![], "a wrong check digit is no ID");
+    for (text, number) in [
+        ("座机 0755 8888 6666", "0755 8888 6666"),
+        ("电话 (010) 6234 5678", "(010) 6234 5678"),
+        ("电话 021-6234-5678", "021-6234-5678"),
+        ("手机 008613912345678", "008613912345678"),
+    ] {
+        assert_eq!(entities(text), vec![(EntityType::PhoneNumber, number)], "{text}");
+    }
 }
