@@ -323,10 +323,7 @@ fn header(page: &mut Page, report: &Value, name: &str) {
     page.line(format!("<p class=\"subtitle\">{overview}</p>"));
 
     // With several sensitive columns, their joint groups (`a & b`) count too: mitigation acts on them.
-    let joint = strings(report, "/data/sensitive").join(" & ");
-    let joint_audit = at(report, "/fairness").get(&joint).filter(|_| joint.contains(" & "));
-    let largest_gap = sensitive_audits(report)
-        .chain(joint_audit.map(|audit| (joint.clone(), audit)))
+    let largest_gap = audits_with_joint(report)
         .filter_map(|(column, audit)| num(audit, "/demographic_parity_difference").map(|d| (column, d)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     let privacy = match num(report, "/privacy/epsilon") {
@@ -1041,8 +1038,26 @@ fn considerations(page: &mut Page, report: &Value) {
     page.stated(&strings(report, "/card/limitations"), "limitations", "where the model is known to fall short");
 
     page.line("<h3>Caveats found in this run</h3>");
+    let caveats = caveats(report);
+
+    if caveats.is_empty() {
+        page.line("<p>None found by the automatic checks (small groups, four-fifths rule, constant predictions, convergence, privacy settings, PII, data warnings).</p>");
+    } else {
+        page.line("<ul>");
+        for caveat in caveats {
+            page.line(format!("<li>{}</li>", escape(&caveat)));
+        }
+        page.line("</ul>");
+    }
+    page.line("</section>");
+}
+
+/// Lists what the automatic checks found in a run that a reader of its results must know: small
+/// groups, the four-fifths rule, constant predictions, an unconverged reduction, small threshold
+/// fits, privacy settings, PII allowed in and data warnings. The card and report.md both list them.
+pub fn caveats(report: &Value) -> Vec<String> {
     let mut caveats = Vec::new();
-    for (column, audit) in sensitive_audits(report) {
+    for (column, audit) in audits_with_joint(report) {
         for (group, m) in at(audit, "/groups").as_object().into_iter().flatten() {
             if let Some(count) = num(m, "/count").filter(|&c| c < 30.0) {
                 caveats.push(format!(
@@ -1083,7 +1098,7 @@ fn considerations(page: &mut Page, report: &Value) {
         .into_iter()
         .flatten()
         .filter(|(_, rule)| num(rule, "/fitted/rows").is_some_and(|rows| rows < 30.0))
-        .map(|(group, rule)| format!("{group} ({})", count(num(rule, "/fitted/rows"))))
+        .map(|(group, rule)| format!("'{group}' ({} rows)", count(num(rule, "/fitted/rows"))))
         .collect();
     if !small_fits.is_empty() {
         caveats.push(format!(
@@ -1102,17 +1117,15 @@ fn considerations(page: &mut Page, report: &Value) {
         caveats.push("The model was trained on columns that hold personal identifiers (--pii allow).".to_string());
     }
     caveats.extend(strings(report, "/data/warnings"));
+    caveats
+}
 
-    if caveats.is_empty() {
-        page.line("<p>None found by the automatic checks (small groups, four-fifths rule, constant predictions, convergence, privacy settings, PII, data warnings).</p>");
-    } else {
-        page.line("<ul>");
-        for caveat in caveats {
-            page.line(format!("<li>{}</li>", escape(&caveat)));
-        }
-        page.line("</ul>");
-    }
-    page.line("</section>");
+/// Returns the audit of each sensitive column and, with several, the audit of their joint
+/// groups (`a & b`), on which mitigation acts.
+fn audits_with_joint(report: &Value) -> impl Iterator<Item = (String, &Value)> {
+    let joint = strings(report, "/data/sensitive").join(" & ");
+    let joint_audit = at(report, "/fairness").get(&joint).filter(|_| joint.contains(" & "));
+    sensitive_audits(report).chain(joint_audit.map(move |audit| (joint, audit)))
 }
 
 fn reproducibility(page: &mut Page, report: &Value) {

@@ -495,6 +495,16 @@ fn render_card(out: &mut String, report: &Report) {
             let _ = writeln!(out, "- {label}: {}", items.join("; "));
         }
     }
+    // The card reads report.json, so the same checks run on the report's JSON form.
+    let caveats = serde_json::to_value(report).map(|value| crate::card::caveats(&value)).unwrap_or_default();
+    let _ = writeln!(out, "\n## Caveats found in this run\n");
+    if caveats.is_empty() {
+        let _ = writeln!(out, "None found by the automatic checks.");
+    }
+    for caveat in caveats {
+        let _ = writeln!(out, "- {caveat}");
+    }
+
     let reproduce = &report.reproduce;
     let _ = writeln!(out, "\n## Reproducibility\n");
     let _ = writeln!(
@@ -579,14 +589,15 @@ fn render_mitigation(out: &mut String, mitigation: &MitigationReport, seed: u64)
         );
         let _ = writeln!(
             out,
-            "| group | lower threshold | upper threshold | P(positive) above | between | below | fitted selection rate | TPR | FPR |"
+            "| group | fitted rows | lower threshold | upper threshold | P(positive) above | between | below | fitted selection rate | TPR | FPR |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for (group, rule) in &threshold.groups {
             let [above, between, below] = rule.probabilities;
             let _ = writeln!(
                 out,
-                "| {group} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {group} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                rule.fitted.rows,
                 number(rule.lower),
                 number(rule.upper),
                 number(above),

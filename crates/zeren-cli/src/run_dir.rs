@@ -153,6 +153,12 @@ impl AtomicFile {
     /// Returns a usage error when the file exists (nothing is overwritten), and a failure when
     /// the directory cannot be written.
     pub fn create(path: &Path) -> Result<Self, CliError> {
+        if path.is_dir() {
+            return Err(CliError::usage(format!(
+                "{}: is a directory; give the path of a file to write",
+                path.display()
+            )));
+        }
         if path.exists() {
             return Err(CliError::usage(format!(
                 "{}: file already exists; choose another output or remove it",

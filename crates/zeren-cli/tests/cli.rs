@@ -884,6 +884,13 @@ fn scan_report_never_replaces_data() {
 
     zeren()
         .args(["scan", "--report"])
+        .arg(dir.path())
+        .arg(&data)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--report is a directory"));
+    zeren()
+        .args(["scan", "--report"])
         .arg(dir.path().join("missing").join("r.json"))
         .arg(&data)
         .assert()

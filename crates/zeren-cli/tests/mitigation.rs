@@ -144,6 +144,11 @@ fn two_sensitive_columns_reported_each_and_joint() {
     let markdown = fs::read_to_string(run.join("report.md")).unwrap();
     assert!(markdown.contains("Disparities by sensitive column and on the joint groups"), "{markdown}");
     assert!(markdown.contains("| 性别 & 城市 | "), "{markdown}");
+    assert!(markdown.contains("| group | fitted rows | lower threshold"), "{markdown}");
+    // About 60 validation rows over four joint groups: every group's thresholds rest on few rows.
+    let caveats = markdown.split("## Caveats found in this run").nth(1).unwrap();
+    assert!(caveats.contains("were fitted on fewer than 30 rows each"), "{caveats}");
+    assert!(caveats.contains("'女, 南'"), "{caveats}");
     let card = fs::read_to_string(run.join("report.html")).unwrap();
     assert!(card.contains("<td>性别 &amp; 城市</td>"), "the card should list the joint groups");
 }

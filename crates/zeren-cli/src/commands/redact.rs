@@ -203,7 +203,7 @@ fn redact_csv(
     }
     if !ragged.is_empty() {
         eprintln!(
-            "zeren: {}: {} data rows have a different number of fields than the header (data rows {}, header excluded); they were redacted as they are",
+            "zeren: warning: {}: {} data rows have a different number of fields than the header (data rows {}, header excluded); they were redacted as they are",
             path.display(),
             ragged.len(),
             ragged.iter().take(10).map(u64::to_string).collect::<Vec<_>>().join(", ")

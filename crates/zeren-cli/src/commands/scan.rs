@@ -111,7 +111,7 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
         let display = path.display().to_string();
         let mut report = FileReport { path: display.clone(), ..FileReport::default() };
         if looks_binary(path)? {
-            eprintln!("zeren: {display}: skipped, it looks binary (it contains NUL bytes)");
+            eprintln!("zeren: warning: {display}: skipped, it looks binary (it contains NUL bytes)");
             report.kind = "binary";
             report.skipped = Some("binary file (contains NUL bytes)".to_string());
             reports.push(report);
@@ -123,13 +123,13 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
         }
         if report.invalid_utf8_ranges > 0 {
             eprintln!(
-                "zeren: {display}: {} byte ranges are not valid UTF-8; they were skipped and are listed in the report",
+                "zeren: warning: {display}: {} byte ranges are not valid UTF-8; they were skipped and are listed in the report",
                 report.invalid_utf8_ranges
             );
         }
         if !report.ragged_rows.is_empty() {
             eprintln!(
-                "zeren: {display}: {} data rows have a different number of fields than the header (first: data row {}, header excluded)",
+                "zeren: warning: {display}: {} data rows have a different number of fields than the header (first: data row {}, header excluded)",
                 report.ragged_rows.len(),
                 report.ragged_rows[0]
             );
@@ -346,6 +346,12 @@ const REPORT_FORMAT: &str = "zeren-pii-report";
 /// from before the `format` field is recognised by being an object with `files` alone.
 fn check_report_path(path: &Path, inputs: &[PathBuf]) -> Result<(), CliError> {
     output_directory(path)?;
+    if path.is_dir() {
+        return Err(CliError::usage(format!(
+            "{}: --report is a directory; give the path of a file to write",
+            path.display()
+        )));
+    }
     if !path.exists() {
         return Ok(());
     }

@@ -93,7 +93,7 @@ pub(super) fn train(args: LmTrainArgs) -> Result<(), CliError> {
         TokenizerChoice::Bpe => {
             let tokenizer = Tokenizer::fit_bpe(&text, vocab_size).map_err(|e| CliError::usage(e.to_string()))?;
             if tokenizer.vocab_size() < vocab_size {
-                tracing::info!(
+                tracing::warn!(
                     "the BPE tokenizer has {} tokens, fewer than --vocab-size {vocab_size}: no other pair of tokens \
                      occurs twice in the corpus",
                     tokenizer.vocab_size()
