@@ -916,6 +916,17 @@ fn redact_into_missing_directory_fails() {
         .code(2)
         .stderr(predicate::str::contains("directory not found"));
     assert!(!dir.path().join("typo").exists());
+
+    zeren()
+        .args(["redact"])
+        .arg(&data)
+        .arg("-o")
+        .arg(dir.path())
+        .arg("--policy")
+        .arg(&policy)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a directory"));
 }
 
 #[test]

@@ -23,6 +23,12 @@ pub fn run(args: RedactArgs) -> Result<(), CliError> {
     if !args.file.is_file() {
         return Err(CliError::usage(format!("{}: file not found; check the path", args.file.display())));
     }
+    if args.out.is_dir() {
+        return Err(CliError::usage(format!(
+            "{}: -o is a directory; give the path of a file to write",
+            args.out.display()
+        )));
+    }
     if args.out.exists() {
         return Err(CliError::usage(format!(
             "{}: file already exists; choose another -o or remove it",
