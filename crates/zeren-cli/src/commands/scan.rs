@@ -123,7 +123,9 @@ pub fn run(args: ScanArgs) -> Result<(), CliError> {
         }
         if report.invalid_utf8_ranges > 0 {
             eprintln!(
-                "zeren: warning: {display}: {} byte ranges are not valid UTF-8; they were skipped and are listed in the report",
+                "zeren: warning: {display}: {} byte ranges are not valid UTF-8; they were skipped and are listed in the \
+                 report. A file in GBK (as Excel saves Chinese text) needs converting first, so that its Chinese column \
+                 names and context words are read: iconv -f GBK -t UTF-8 FILE > FILE.utf8",
                 report.invalid_utf8_ranges
             );
         }
