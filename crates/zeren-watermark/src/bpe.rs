@@ -112,9 +112,9 @@ impl Bpe {
     /// tokens occurs twice. Each step merges the most frequent adjacent pair, ties going to the
     /// pair of lowest ids, so the same text always gives the same merges.
     ///
-    /// Pair counts are kept up to date rather than recounted: each merge revisits only the
-    /// distinct chunks that contain the merged pair, found through an index from pairs to
-    /// chunks, and a max-heap with stale entries skipped yields the next pair.
+    /// Pair counts are kept up to date rather than recounted. Each merge revisits only the
+    /// distinct chunks that contain the merged pair, which an index from pairs to chunks lists.
+    /// A max-heap gives the next pair, skipping entries whose count has since changed.
     pub(crate) fn fit(text: &str, vocab_size: usize) -> Self {
         let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
         for range in chunks(text) {
