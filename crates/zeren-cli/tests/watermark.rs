@@ -201,8 +201,17 @@ fn detect_window_finds_inserted_passage() {
     assert_eq!(text[..bytes_start].chars().count(), start);
 
     // At a false-positive rate so strict that the diluted whole file does not pass, the printed
-    // report states that the file nevertheless contains a watermarked passage.
-    let printed = setup.detect(&["--fpr", "1e-12", "--window", "100"], &[&mixed]).success().get_output().stdout.clone();
+    // report states that the file nevertheless contains a watermarked passage. A short, strongly
+    // marked passage keeps both outcomes far from the threshold whatever key keygen drew: the
+    // whole file's z is about 5 against 9.2 needed, a window's about 16.
+    let mut ids = setup.random(1_000, &mut rng);
+    let strong = WatermarkParams { delta: 4.0, ..WatermarkParams::default() };
+    let passage = setup.watermarked(strong, &ids, 150, &mut rng);
+    ids.extend(&passage);
+    ids.extend(setup.random(1_000, &mut rng));
+    let diluted = setup.write("diluted.txt", setup.tokenizer.decode(&ids));
+    let printed =
+        setup.detect(&["--fpr", "1e-20", "--window", "100"], &[&diluted]).success().get_output().stdout.clone();
     let printed = String::from_utf8(printed).unwrap();
     assert!(printed.contains("not watermarked"), "{printed}");
     assert!(printed.contains("but it contains watermarked passages"), "{printed}");
