@@ -930,6 +930,28 @@ fn redact_into_missing_directory_fails() {
 }
 
 #[test]
+fn redact_rejects_gbk_header() {
+    // 姓名,手机号 in GBK, then one row: the name column cannot be recognised by its name.
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("people.csv");
+    fs::write(&data, b"\xd0\xd5\xc3\xfb,\xca\xd6\xbb\xfa\xba\xc5\n\xd5\xc5\xc8\xfd,13812345678\n").unwrap();
+    let policy = write(&dir, "policy.toml", "default = \"replace\"\n");
+    let out = dir.path().join("clean.csv");
+    zeren()
+        .args(["redact"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&out)
+        .arg("--policy")
+        .arg(&policy)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("column 1 of the header is not valid UTF-8"))
+        .stderr(predicate::str::contains("iconv -f GBK -t UTF-8"));
+    assert!(!out.exists(), "a partial copy was left");
+}
+
+#[test]
 fn adjacent_invalid_bytes_are_one_range() {
     let dir = TempDir::new().unwrap();
     let notes = dir.path().join("notes.txt");
@@ -993,7 +1015,14 @@ fn redact_keeps_invalid_bytes_and_line_breaks() {
     let input = dir.path().join("notes.txt");
     fs::write(&input, b"tel 13812345678\r\n\xff\xfe kept\nlast line").unwrap();
     let out = dir.path().join("clean.txt");
-    zeren().args(["redact"]).arg(&input).arg("-o").arg(&out).assert().success();
+    zeren()
+        .args(["redact"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 lines are not valid UTF-8"));
     assert_eq!(fs::read(&out).unwrap(), b"tel <PHONE_NUMBER>\r\n\xff\xfe kept\nlast line");
 }
 

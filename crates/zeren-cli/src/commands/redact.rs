@@ -108,6 +108,7 @@ fn redact_text(
 ) -> Result<(), CliError> {
     let failed = |e: std::io::Error| CliError::Failure(anyhow::Error::new(e).context("cannot write the redacted copy"));
     let mut lines = Lines::open(path)?;
+    let mut invalid_lines = 0;
     loop {
         let batch = lines.next_batch()?;
         if batch.is_empty() {
@@ -116,9 +117,18 @@ fn redact_text(
         let redacted: Vec<Vec<u8>> =
             batch.par_iter().map(|line| redact_bytes(scanner, redactor, &line.bytes, None, min_score)).collect();
         for (line, bytes) in batch.iter().zip(redacted) {
+            invalid_lines += usize::from(std::str::from_utf8(&line.bytes).is_err());
             output.write_all(&bytes).map_err(failed)?;
             output.write_all(line.ending).map_err(failed)?;
         }
+    }
+    if invalid_lines > 0 {
+        eprintln!(
+            "zeren: warning: {}: {invalid_lines} lines are not valid UTF-8; their invalid bytes were copied unchanged and \
+             not searched. A file in GBK (as Excel saves Chinese text) needs converting first, so that Chinese context \
+             words are read: iconv -f GBK -t UTF-8 FILE > FILE.utf8",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -139,6 +149,16 @@ fn redact_csv(
         .has_headers(true)
         .from_reader(std::io::BufReader::new(file));
     let header = reader.byte_headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
+    // Column rules and name columns are matched by column name. A header that is not UTF-8 (a
+    // GBK file, as Excel saves Chinese text) would leave a name column in clear without a word.
+    if let Some(index) = header.iter().position(|name| std::str::from_utf8(name).is_err()) {
+        return Err(CliError::Failure(anyhow::anyhow!(
+            "{}: column {} of the header is not valid UTF-8, so column rules and name columns cannot be matched; \
+             convert the file to UTF-8 first (for a GBK file saved by Excel: iconv -f GBK -t UTF-8 FILE > FILE.utf8.csv)",
+            path.display(),
+            index + 1
+        )));
+    }
     let names: Vec<String> =
         header.iter().map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string()).collect();
     if let Some(unknown) = policy.columns.keys().find(|c| !names.contains(c)) {
