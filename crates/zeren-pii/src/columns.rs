@@ -78,15 +78,22 @@ pub fn name_hint(column: &str) -> Option<EntityType> {
     NAME_HINTS.iter().find(|(hint, _)| lower.contains(hint)).map(|(_, entity)| *entity)
 }
 
+/// Hashes of non-empty values kept per column to tell whether its values are unique per row.
+/// NOTE: uniqueness is judged on the first 65,536 non-empty values, so that memory stays flat
+/// for files of any length. A repeat after those is not seen.
+const DISTINCT_SAMPLE: usize = 1 << 16;
+
 /// Running counts of one column, fed value by value, so files of any length are classified
-/// with memory proportional to the distinct values only.
+/// in bounded memory.
 #[derive(Debug, Clone)]
 pub struct ColumnStats {
     column: String,
     values: usize,
     non_empty: usize,
     counts: BTreeMap<EntityType, usize>,
+    /// Hashes of the first [`DISTINCT_SAMPLE`] non-empty values, dropped once a value repeats.
     distinct: HashSet<u64>,
+    repeated: bool,
     code_shaped: usize,
 }
 
@@ -99,6 +106,7 @@ impl ColumnStats {
             non_empty: 0,
             counts: BTreeMap::new(),
             distinct: HashSet::new(),
+            repeated: false,
             code_shaped: 0,
         }
     }
@@ -110,15 +118,20 @@ impl ColumnStats {
             return;
         }
         self.non_empty += 1;
-        let mut seen = HashSet::new();
-        for finding in findings {
-            if seen.insert(finding.entity) {
+        // A value counts once per entity type, however many findings of that type it holds.
+        for (index, finding) in findings.iter().enumerate() {
+            if findings[..index].iter().all(|earlier| earlier.entity != finding.entity) {
                 *self.counts.entry(finding.entity).or_default() += 1;
             }
         }
-        let mut hasher = DefaultHasher::new();
-        value.hash(&mut hasher);
-        self.distinct.insert(hasher.finish());
+        if !self.repeated && self.distinct.len() < DISTINCT_SAMPLE {
+            let mut hasher = DefaultHasher::new();
+            value.hash(&mut hasher);
+            if !self.distinct.insert(hasher.finish()) {
+                self.repeated = true;
+                self.distinct = HashSet::new();
+            }
+        }
         if value.len() >= 4 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             self.code_shaped += 1;
         }
@@ -140,7 +153,7 @@ impl ColumnStats {
         };
         // Distinct counts come from 64-bit hashes; a collision can only hide uniqueness.
         let quasi_identifier = self.non_empty >= 10
-            && self.distinct.len() == self.non_empty
+            && !self.repeated
             && self.non_empty as f64 >= 0.9 * self.values as f64
             && self.code_shaped as f64 >= 0.95 * self.non_empty as f64;
         ColumnReport {
@@ -189,6 +202,23 @@ mod tests {
     fn name_column_is_person() {
         let report = classify_column(&Scanner::new(), "姓名", &["李伟", "王芳"], &ColumnOptions::default());
         assert_eq!(report.entity, Some(EntityType::Person));
+    }
+
+    #[test]
+    fn uniqueness_sample_bounds_memory() {
+        let mut unique = ColumnStats::new("code");
+        for row in 0..DISTINCT_SAMPLE + 5_000 {
+            unique.add(&format!("AB{row:08}"), &[]);
+        }
+        assert_eq!(unique.distinct.len(), DISTINCT_SAMPLE);
+        assert!(unique.finish(&ColumnOptions::default()).quasi_identifier);
+
+        let mut repeating = ColumnStats::new("code");
+        for row in 0..1_000 {
+            repeating.add(&format!("AB{:08}", row % 500), &[]);
+        }
+        assert!(repeating.distinct.is_empty(), "the hashes are dropped once a value repeats");
+        assert!(!repeating.finish(&ColumnOptions::default()).quasi_identifier);
     }
 
     #[test]
