@@ -899,34 +899,21 @@ fn scan_report_never_replaces_data() {
     assert!(!dir.path().join("missing").exists());
 }
 
+/// Runs `zeren redact DATA -o OUT --policy POLICY`.
+fn redact(data: &Path, out: &Path, policy: &Path) -> assert_cmd::assert::Assert {
+    zeren().args(["redact"]).arg(data).arg("-o").arg(out).arg("--policy").arg(policy).assert()
+}
+
 #[test]
 fn redact_into_missing_directory_fails() {
     let dir = TempDir::new().unwrap();
     let data = write(&dir, "people.csv", &people_csv());
     let policy = write(&dir, "policy.toml", "[entities]\nPHONE_NUMBER = \"replace\"\n");
     let out = dir.path().join("typo").join("clean.csv");
-    zeren()
-        .args(["redact"])
-        .arg(&data)
-        .arg("-o")
-        .arg(&out)
-        .arg("--policy")
-        .arg(&policy)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("directory not found"));
+    redact(&data, &out, &policy).code(2).stderr(predicate::str::contains("directory not found"));
     assert!(!dir.path().join("typo").exists());
 
-    zeren()
-        .args(["redact"])
-        .arg(&data)
-        .arg("-o")
-        .arg(dir.path())
-        .arg("--policy")
-        .arg(&policy)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("is a directory"));
+    redact(&data, dir.path(), &policy).code(2).stderr(predicate::str::contains("is a directory"));
 }
 
 #[test]
@@ -937,14 +924,7 @@ fn redact_rejects_gbk_header() {
     fs::write(&data, b"\xd0\xd5\xc3\xfb,\xca\xd6\xbb\xfa\xba\xc5\n\xd5\xc5\xc8\xfd,13812345678\n").unwrap();
     let policy = write(&dir, "policy.toml", "default = \"replace\"\n");
     let out = dir.path().join("clean.csv");
-    zeren()
-        .args(["redact"])
-        .arg(&data)
-        .arg("-o")
-        .arg(&out)
-        .arg("--policy")
-        .arg(&policy)
-        .assert()
+    redact(&data, &out, &policy)
         .code(1)
         .stderr(predicate::str::contains("column 1 of the header is not valid UTF-8"))
         .stderr(predicate::str::contains("iconv -f GBK -t UTF-8"));

@@ -48,6 +48,20 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// Generates from the prompt 床前 into `out` with a strong watermark (temperature 1.5, delta 4),
+/// so that a short text from a tiny model still carries it.
+fn generate_marked(run: &Path, key: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    zeren()
+        .args(["lm", "generate", "--model"])
+        .arg(run)
+        .args(["--prompt", "床前", "--temperature", "1.5", "--delta", "4", "--watermark-key"])
+        .arg(key)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .assert()
+}
+
 /// Runs `zeren watermark detect` on `text` with the key and the run's tokenizer.
 fn detect(key: &Path, run: &Path, text: &Path) -> assert_cmd::assert::Assert {
     zeren().args(["watermark", "detect", "--key"]).arg(key).arg("--tokenizer").arg(run).arg(text).assert()
@@ -118,15 +132,7 @@ fn bpe_tokenizer_trains_generates_and_detects() {
 
     let key = keygen(&dir);
     let out = dir.path().join("poem.txt");
-    zeren()
-        .args(["lm", "generate", "--model"])
-        .arg(&run)
-        .args(["--prompt", "床前", "--max-tokens", "150", "--temperature", "1.5", "--delta", "4", "--watermark-key"])
-        .arg(&key)
-        .args(["--no-label", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    generate_marked(&run, &key, &out, &["--max-tokens", "150", "--no-label"]).success();
     detect(&key, &run, &out).success().stdout(predicate::str::contains("poem.txt: watermarked"));
 }
 
@@ -138,15 +144,7 @@ fn generate_watermarks_and_labels_text() {
     let key = keygen(&dir);
     let out = dir.path().join("poem.txt");
 
-    zeren()
-        .args(["lm", "generate", "--model"])
-        .arg(&run)
-        .args(["--prompt", "床前", "--max-tokens", "200", "--temperature", "1.5", "--delta", "4", "--watermark-key"])
-        .arg(&key)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    generate_marked(&run, &key, &out, &["--max-tokens", "200"]).success();
 
     let text = fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("【本文由人工智能生成】\n床前"), "{text}");

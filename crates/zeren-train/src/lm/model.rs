@@ -462,9 +462,9 @@ impl CausalSelfAttention {
     }
 }
 
-/// Computes causal attention over `[batch, heads, len, head_dim]` queries, keys and values step
-/// by step, `softmax(q kᵀ / sqrt(head_dim))` with future keys masked, then drops attention
-/// weights before they mix the values.
+/// Computes causal attention over `[batch, heads, len, head_dim]` queries, keys and values as
+/// `softmax(q kᵀ / sqrt(head_dim))` with future keys masked, dropping attention weights before
+/// they mix the values.
 pub(crate) fn explicit_attention(
     query: Tensor<4>,
     key: Tensor<4>,
